@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the build and the tests need, if missing.
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config
+      libprotobuf-dev protobuf-compiler
+      libgtest-dev libgmock-dev libbenchmark-dev
+      libspdlog-dev libfmt-dev libasio-dev libcli11-dev libtomlplusplus-dev librocksdb-dev
+      redis-tools redis-server python3 python3-redis)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,184 @@
+// Smoke tests of raft::Node through its public API on a tiny in-memory
+// network (the simulator and the paper tests go much further).
+#include "raft/node.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+
+namespace qkv::raft {
+namespace {
+
+struct Cluster {
+  explicit Cluster(int n, Config base = {}) {
+    ConfState cs;
+    for (int i = 1; i <= n; i++) cs.add_voters(i);
+    for (int i = 1; i <= n; i++) {
+      auto st = std::make_unique<MemoryStorage>();
+      EXPECT_TRUE(st->apply_snapshot(bootstrap_snapshot(0, cs)).is_ok());
+      Config c = base;
+      c.id = i;
+      c.storage = st.get();
+      c.random_seed = 42;
+      auto node = Node::create(c);
+      EXPECT_TRUE(node.is_ok()) << node.status().to_string();
+      storages.push_back(std::move(st));
+      nodes.push_back(std::move(node).value());
+      applied.emplace_back();
+    }
+  }
+
+  Node& node(uint64_t id) { return *nodes[id - 1]; }
+
+  // A node joining later: empty storage, no configuration.
+  void add_empty_node() {
+    auto st = std::make_unique<MemoryStorage>();
+    Config c;
+    c.id = nodes.size() + 1;
+    c.storage = st.get();
+    auto node = Node::create(c);
+    ASSERT_TRUE(node.is_ok());
+    storages.push_back(std::move(st));
+    nodes.push_back(std::move(node).value());
+    applied.emplace_back();
+  }
+
+  // Handles every Ready and delivers every message until quiescent.
+  void stabilize() {
+    for (int round = 0; round < 1000; round++) {
+      bool any = false;
+      for (size_t i = 0; i < nodes.size(); i++) {
+        Node& n = *nodes[i];
+        if (!n.has_ready()) continue;
+        any = true;
+        Ready rd = n.ready();
+        if (getenv("QKV_TRACE")) fprintf(stderr, "ready node %zu: snap=%d ents=%zu committed=%zu hs=%s\n", i+1, (int)rd.snapshot.has_value(), rd.entries.size(), rd.committed_entries.size(), rd.hard_state ? rd.hard_state->ShortDebugString().c_str() : "-");
+        for (auto& m : rd.messages) queue.push_back(m);
+        if (rd.snapshot) {
+          EXPECT_TRUE(storages[i]->apply_snapshot(*rd.snapshot).is_ok());
+        }
+        EXPECT_TRUE(storages[i]->append(rd.entries).is_ok());
+        if (rd.hard_state) storages[i]->set_hard_state(*rd.hard_state);
+        for (auto& m : rd.messages_after_persist) queue.push_back(m);
+        for (auto& e : rd.committed_entries) {
+          if (e.type() == raftpb::ENTRY_NORMAL && !e.data().empty()) applied[i].push_back(e.data());
+        }
+        for (auto& rs : rd.read_states) reads.push_back(rs);
+        n.advance();
+      }
+      while (!queue.empty()) {
+        any = true;
+        Message m = queue.front();
+        queue.pop_front();
+        if (getenv("QKV_TRACE")) fprintf(stderr, "%s\n", m.ShortDebugString().substr(0, 300).c_str());
+        EXPECT_TRUE(node(m.to()).step(m).is_ok());
+      }
+      if (!any) return;
+    }
+    FAIL() << "did not stabilize";
+  }
+
+  std::vector<std::unique_ptr<MemoryStorage>> storages;
+  std::vector<std::unique_ptr<Node>> nodes;
+  std::vector<std::vector<std::string>> applied;
+  std::deque<Message> queue;
+  std::vector<ReadState> reads;
+};
+
+TEST(RaftNodeTest, ElectsLeaderAndReplicates) {
+  Cluster c(3);
+  c.node(1).campaign();
+  c.stabilize();
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  EXPECT_EQ(c.node(2).leader(), 1u);
+  auto p = c.node(1).propose("hello");
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  c.stabilize();
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(c.applied[i].size(), 1u) << "node " << i + 1;
+    EXPECT_EQ(c.applied[i][0], "hello");
+  }
+}
+
+TEST(RaftNodeTest, FollowerRefusesProposalWithLeaderHint) {
+  Cluster c(3);
+  c.node(1).campaign();
+  c.stabilize();
+  auto p = c.node(2).propose("x");
+  ASSERT_FALSE(p.is_ok());
+  EXPECT_EQ(p.code(), Code::kNotLeader);
+}
+
+TEST(RaftNodeTest, ReadIndexOnLeaderAndFollower) {
+  Cluster c(3);
+  c.node(1).campaign();
+  c.stabilize();
+  ASSERT_TRUE(c.node(1).propose("a").is_ok());
+  c.stabilize();
+  ASSERT_TRUE(c.node(1).read_index("r1").is_ok());
+  ASSERT_TRUE(c.node(3).read_index("r2").is_ok());
+  c.stabilize();
+  ASSERT_EQ(c.reads.size(), 2u);
+  for (auto& r : c.reads) EXPECT_EQ(r.index, c.node(1).status().hard_state.commit());
+}
+
+TEST(RaftNodeTest, SingleNodeCommits) {
+  Cluster c(1);
+  c.node(1).campaign();
+  c.stabilize();
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  ASSERT_TRUE(c.node(1).propose("solo").is_ok());
+  c.stabilize();
+  ASSERT_EQ(c.applied[0].size(), 1u);
+}
+
+TEST(RaftNodeTest, ElectionByTicks) {
+  Cluster c(3);
+  for (int t = 0; t < 100 && c.node(1).role() != Role::kLeader &&
+                  c.node(2).role() != Role::kLeader && c.node(3).role() != Role::kLeader;
+       t++) {
+    for (auto& n : c.nodes) n->tick();
+    c.stabilize();
+  }
+  int leaders = 0;
+  for (auto& n : c.nodes) leaders += n->role() == Role::kLeader;
+  EXPECT_EQ(leaders, 1);
+}
+
+TEST(RaftNodeTest, AddLearnerAndPromote) {
+  Cluster c(3);
+  c.add_empty_node();
+  c.node(1).campaign();
+  c.stabilize();
+  ASSERT_TRUE(c.node(1).propose("before").is_ok());
+  c.stabilize();
+  ConfChange cc;
+  auto* ch = cc.add_changes();
+  ch->set_type(raftpb::CONF_ADD_LEARNER);
+  ch->set_node_id(4);
+  ASSERT_TRUE(c.node(1).propose_conf_change(cc).is_ok());
+  c.stabilize();
+  EXPECT_EQ(c.node(1).conf_state().learners_size(), 1);
+  // The learner caught up by snapshot (its log starts empty) and log.
+  EXPECT_EQ(c.node(4).status().applied, c.node(1).status().applied);
+  EXPECT_EQ(c.node(4).conf_state().learners_size(), 1);
+  ch->set_type(raftpb::CONF_ADD_VOTER);
+  ASSERT_TRUE(c.node(1).propose_conf_change(cc).is_ok());
+  c.stabilize();
+  EXPECT_EQ(c.node(1).conf_state().voters_size(), 4);
+  EXPECT_EQ(c.node(1).conf_state().learners_size(), 0);
+}
+
+TEST(RaftNodeTest, StepRejectsOtherGroup) {
+  Cluster c(3);
+  Message m;
+  m.set_group(7);
+  m.set_from(2);
+  m.set_to(1);
+  m.set_type(raftpb::MSG_HEARTBEAT);
+  m.set_term(5);
+  EXPECT_EQ(c.node(1).step(m).code(), Code::kStaleMessage);
+}
+
+}  // namespace
+}  // namespace qkv::raft
