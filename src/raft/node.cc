@@ -110,9 +110,7 @@ Status Node::read_index(std::string ctx) { return raft_->read_index(std::move(ct
 
 Status Node::transfer_leader(uint64_t transferee) { return raft_->transfer_leader(transferee); }
 
-void Node::campaign() {
-  raft_->hup(raft_->config().pre_vote ? CampaignType::kPreElection : CampaignType::kElection);
-}
+void Node::campaign() { (void)raft_->campaign_now(); }
 
 void Node::report_unreachable(uint64_t id) {
   Message m;
@@ -171,7 +169,7 @@ Ready Node::ready() {
   }
   if (!rd.committed_entries.empty()) h.applied_index = rd.committed_entries.back().index();
   for (const auto& e : rd.committed_entries) {
-    h.data_bytes += e.data().size();
+    h.data_bytes += entry_bytes(e);
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) h.conf_changes.push_back(e);
   }
   return rd;

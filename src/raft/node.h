@@ -69,7 +69,7 @@ struct Config {
 
   uint64_t msg_bytes_max = 1 << 20;            // entry bytes per MSG_APP
   uint64_t inflight_msgs_max = 256;            // MSG_APPs in flight per follower
-  uint64_t uncommitted_bytes_max = 64 << 20;   // 0 = unlimited
+  uint64_t uncommitted_bytes_max = 64 << 20;   // entry_bytes() of uncommitted entries; 0 = unlimited
   uint64_t committed_bytes_per_ready_max = 64 << 20;
   uint64_t snapshot_chunk_bytes = 1 << 20;     // InstallSnapshot chunk size
   uint64_t snapshot_inflight_chunks_max = 4;
@@ -166,7 +166,9 @@ class Node {
   // unique among outstanding requests.
   Status read_index(std::string ctx);
   Status transfer_leader(uint64_t transferee);
-  // Starts an election now (used by tests and by operators).
+  // Starts an election now (used by tests and by operators). Ignored in
+  // lease read mode while a leader's lease is in force: campaigning would
+  // break this node's promise not to vote, on which the lease rests.
   void campaign();
   // The transport tells the core a peer is unreachable (pauses replication to it).
   void report_unreachable(uint64_t id);

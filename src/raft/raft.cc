@@ -238,6 +238,19 @@ VoteResult Raft::poll(uint64_t id, MessageType t, bool granted) {
   return std::get<2>(trk_.tally_votes());
 }
 
+Status Raft::campaign_now() {
+  // Campaigning is voting for oneself: inside a leader's lease that would
+  // break this node's promise not to vote (the leader may be serving lease
+  // reads on the strength of it).
+  if (cfg_.read_mode == ReadMode::kLease && in_lease()) {
+    return Status(Code::kInvalidArgument,
+                  "refusing to campaign: a leader's read lease is in force "
+                  "(use transfer_leader)");
+  }
+  hup(cfg_.pre_vote ? CampaignType::kPreElection : CampaignType::kElection);
+  return Status::ok();
+}
+
 bool Raft::in_lease() const {
   if (!cfg_.check_quorum) return false;
   if (lead_ != kNone && election_elapsed_ < cfg_.election_timeout_ticks) return true;
@@ -902,8 +915,8 @@ Result<Proposed> Raft::propose_conf_change(const ConfChange& cc) {
 }
 
 bool Raft::increase_uncommitted(const Entry& e) {
-  uint64_t s = e.data().size();
-  if (cfg_.uncommitted_bytes_max > 0 && s > 0 && uncommitted_bytes_ > 0 &&
+  uint64_t s = entry_bytes(e);
+  if (cfg_.uncommitted_bytes_max > 0 && uncommitted_bytes_ > 0 &&
       uncommitted_bytes_ + s > cfg_.uncommitted_bytes_max) {
     return false;  // one entry is always allowed, so a big one cannot stall forever
   }

@@ -52,6 +52,8 @@ class Raft {
   Status read_index(std::string ctx);
   Status transfer_leader(uint64_t transferee);
   void hup(CampaignType t);
+  // An election started by the owner (operator or test).
+  Status campaign_now();
 
   // ---- for Node (Ready / advance) ----
   std::vector<Message> take_messages() { return std::exchange(msgs_, {}); }

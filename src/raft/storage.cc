@@ -8,7 +8,7 @@ MemoryStorage::MemoryStorage() : snapshot_(std::make_shared<Snapshot>()) {
 
 InitialState MemoryStorage::initial_state() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return InitialState{hard_state_, snapshot_->metadata().conf_state()};
+  return InitialState{hard_state_, conf_state_};
 }
 
 Result<std::vector<Entry>> MemoryStorage::entries(uint64_t lo, uint64_t hi,
@@ -61,9 +61,7 @@ void MemoryStorage::set_hard_state(const HardState& hs) {
 
 void MemoryStorage::set_conf_state(const ConfState& cs) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto s = std::make_shared<Snapshot>(*snapshot_);
-  *s->mutable_metadata()->mutable_conf_state() = cs;
-  snapshot_ = std::move(s);
+  conf_state_ = cs;
 }
 
 Status MemoryStorage::apply_snapshot(const Snapshot& snap) {
@@ -72,6 +70,7 @@ Status MemoryStorage::apply_snapshot(const Snapshot& snap) {
     return Status(Code::kInvalidArgument, "snapshot older than the current one");
   }
   snapshot_ = std::make_shared<Snapshot>(snap);
+  conf_state_ = snap.metadata().conf_state();
   ents_.clear();
   Entry dummy;
   dummy.set_index(snap.metadata().index());

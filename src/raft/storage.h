@@ -59,6 +59,9 @@ class MemoryStorage final : public LogStorage {
   Result<std::shared_ptr<const Snapshot>> snapshot() const override;
 
   void set_hard_state(const HardState& hs);
+  // The membership as of the applied index the node will restart from. It is
+  // kept apart from the snapshot's, which must stay the membership as of the
+  // snapshot's own index (thesis §5.1).
   void set_conf_state(const ConfState& cs);
   // Replaces the whole log with the snapshot. kInvalidArgument if older than
   // the current snapshot.
@@ -78,6 +81,7 @@ class MemoryStorage final : public LogStorage {
 
   mutable std::mutex mu_;
   HardState hard_state_;
+  ConfState conf_state_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<Entry> ents_;
 };

@@ -197,8 +197,10 @@ Status apply_record(RecordType type, uint64_t group, uint64_t term, uint64_t ind
       } else {
         auto it = std::find_if(g.entries.begin(), g.entries.end(),
                                [&](const raftpb::Entry& e) { return e.index() > index; });
+        // Entries above the base stay, even if they start past index + 1:
+        // a run whose beginning was in a deleted segment (the check after
+        // replay rejects a real hole).
         g.entries.erase(g.entries.begin(), it);
-        if (!g.entries.empty() && g.entries.front().index() != index + 1) g.entries.clear();
       }
       return Status::ok();
     }
@@ -360,6 +362,7 @@ Status Wal::recover(WalRecovery* rec) {
       gm.base_term = rg.base->term();
       gm.base_conf = rg.base->conf_state().SerializeAsString();
       gm.released = rg.base->index();
+      gm.durable_base = rg.base->index();
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -420,6 +423,7 @@ Status Wal::rotate_locked() {
     failed_ = s;
     return s;
   }
+  mark_durable_locked(appended_seq_);
   // The old file is closed when the last user (maybe a concurrent syncer)
   // drops it.
   uint64_t seq = segments_.back().seq + 1;
@@ -435,7 +439,21 @@ Status Wal::rotate_locked() {
   return delete_released_segments_locked();
 }
 
-void Wal::note_batch_locked(const WalBatch& batch, Segment& seg) {
+void Wal::mark_durable_locked(uint64_t seq) {
+  durable_seq_ = std::max(durable_seq_, seq);
+  size_t kept = 0;
+  for (auto& pb : pending_bases_) {
+    if (pb.seq <= durable_seq_) {
+      GroupMeta& gm = groups_[pb.group];
+      gm.durable_base = std::max(gm.durable_base, pb.index);
+    } else {
+      pending_bases_[kept++] = pb;
+    }
+  }
+  pending_bases_.resize(kept);
+}
+
+void Wal::note_batch_locked(const WalBatch& batch, Segment& seg, uint64_t seq) {
   for (const auto& in : batch.infos_) {
     GroupMeta& gm = groups_[in.group];
     switch (in.type) {
@@ -460,7 +478,7 @@ void Wal::note_batch_locked(const WalBatch& batch, Segment& seg) {
           gm.base_index = in.index;
           gm.base_term = in.term;
           gm.base_conf = in.conf;
-          gm.released = std::max(gm.released, in.index);
+          pending_bases_.push_back(PendingBase{seq, in.group, in.index});
         }
         break;
     }
@@ -491,7 +509,7 @@ Result<uint64_t> Wal::append(const WalBatch& batch) {
     }
     return s;
   }
-  note_batch_locked(batch, segments_.back());
+  note_batch_locked(batch, segments_.back(), appended_seq_ + 1);
   stats_.appends++;
   stats_.records += batch.infos_.size();
   stats_.bytes += batch.buf_.size();
@@ -518,8 +536,9 @@ Status Wal::sync_to(uint64_t seq) {
     if (!s.is_ok()) {
       failed_ = Status(Code::kIoError, "wal: sync failed, the node must stop: " + s.message());
     } else {
-      durable_seq_ = std::max(durable_seq_, target);
+      mark_durable_locked(target);
       stats_.syncs++;
+      if (Status d = delete_released_segments_locked(); !d.is_ok()) failed_ = d;
     }
     cv_.notify_all();
   }
@@ -548,7 +567,8 @@ Status Wal::delete_released_segments_locked() {
     bool needed = false;
     for (const auto& [g, max_index] : seg.max_entry_index) {
       auto it = groups_.find(g);
-      if (it == groups_.end() || it->second.released < max_index) {
+      if (it == groups_.end() ||
+          std::min(it->second.released, it->second.durable_base) < max_index) {
         needed = true;
         break;
       }

@@ -120,7 +120,9 @@ class Wal {
   // Appends and syncs.
   Status write(const WalBatch& batch);
   // The group no longer needs entries up to index (they are in a snapshot);
-  // deletes segments nobody needs any more.
+  // deletes segments nobody needs any more. A segment is deleted only once
+  // the record that moved the group's log base past its entries is durable,
+  // so a crash can never leave a group's log with a hole.
   Status release(uint64_t group, uint64_t index);
 
   WalStats stats() const;
@@ -139,7 +141,12 @@ class Wal {
     uint64_t base_index = 0, base_term = 0;
     std::string base_conf;
     bool has_base = false;
-    uint64_t released = 0;
+    uint64_t released = 0;      // what the owner released with release()
+    uint64_t durable_base = 0;  // base index whose record is durable
+  };
+  // A base record (kSnapshot / kCompact) not yet known durable.
+  struct PendingBase {
+    uint64_t seq, group, index;
   };
 
   Wal(FileSystem* fs, std::string dir, WalOptions options);
@@ -148,7 +155,8 @@ class Wal {
                         uint64_t* valid_end, bool* truncated_rest);
   Status start_segment_locked(uint64_t seq);
   Status rotate_locked();
-  void note_batch_locked(const WalBatch& batch, Segment& seg);
+  void note_batch_locked(const WalBatch& batch, Segment& seg, uint64_t seq);
+  void mark_durable_locked(uint64_t seq);
   Status delete_released_segments_locked();
   std::string segment_path(uint64_t seq) const;
 
@@ -161,6 +169,7 @@ class Wal {
   std::vector<Segment> segments_;  // oldest first; back() is being written
   std::shared_ptr<WritableFile> file_;
   std::map<uint64_t, GroupMeta> groups_;
+  std::vector<PendingBase> pending_bases_;
   uint64_t appended_seq_ = 0;
   uint64_t durable_seq_ = 0;
   bool syncing_ = false;

@@ -19,10 +19,14 @@ struct ScriptError {
 
 const char* role_str(raft::Role r) {
   switch (r) {
-    case raft::Role::kFollower: return "follower";
-    case raft::Role::kPreCandidate: return "pre-candidate";
-    case raft::Role::kCandidate: return "candidate";
-    case raft::Role::kLeader: return "leader";
+    case raft::Role::kFollower:
+      return "follower";
+    case raft::Role::kPreCandidate:
+      return "pre-candidate";
+    case raft::Role::kCandidate:
+      return "candidate";
+    case raft::Role::kLeader:
+      return "leader";
   }
   return "?";
 }
@@ -222,8 +226,8 @@ void Env::cmd_add_nodes(const Command& c) {
   want_args(c, 1, 1);
   allow_opts(c, {"voters", "learners", "pre-vote", "check-quorum", "read-mode", "election-ticks",
                  "heartbeat-ticks", "lease-margin-ticks", "msg-bytes-max", "inflight-msgs-max",
-                 "uncommitted-bytes-max", "committed-bytes-per-ready-max",
-                 "snapshot-chunk-bytes", "snapshot-inflight-chunks-max", "seed",
+                 "uncommitted-bytes-max", "committed-bytes-per-ready-max", "snapshot-chunk-bytes",
+                 "snapshot-inflight-chunks-max", "seed", "save-conf-state",
                  "test-commit-old-term-by-counting", "test-vote-without-log-check"});
   uint64_t n = parse_u64(c.args[0], "add-nodes count");
   raft::Config base;
@@ -259,6 +263,8 @@ void Env::cmd_add_nodes(const Command& c) {
   num("snapshot-inflight-chunks-max", &base.snapshot_inflight_chunks_max);
   uint64_t seed = 0;
   num("seed", &seed);
+  bool save_conf_state = false;
+  if (auto* v = opt("save-conf-state")) save_conf_state = parse_bool(*v, "save-conf-state");
   if (auto* v = opt("test-commit-old-term-by-counting")) {
     base.TEST_commit_old_term_by_counting = parse_bool(*v, "test-commit-old-term-by-counting");
   }
@@ -286,6 +292,7 @@ void Env::cmd_add_nodes(const Command& c) {
     p.config.id = id;
     // Each node gets its own fixed seed, so elections are reproducible.
     p.config.random_seed = seed * 1000 + id;
+    p.save_conf_state = save_conf_state;
     p.storage = std::make_unique<raft::MemoryStorage>();
     raft::Config check = p.config;
     check.storage = p.storage.get();
@@ -351,15 +358,20 @@ void Env::cmd_tick(const Command& c, int ticks_kind) {
   }
 }
 
-// propose ID DATA [count=K]
+// propose ID DATA [count=K] [bytes=N]: N pads DATA with '.' to N bytes.
 void Env::cmd_propose(const Command& c) {
   want_args(c, 2, 2);
-  allow_opts(c, {"count"});
+  allow_opts(c, {"count", "bytes"});
   Peer& p = live_peer(parse_id(c.args[0]));
   uint64_t count = 1;
   if (auto it = c.opts.find("count"); it != c.opts.end()) count = parse_u64(it->second, "count");
+  std::string data = c.args[1];
+  if (auto it = c.opts.find("bytes"); it != c.opts.end()) {
+    uint64_t n = parse_u64(it->second, "bytes");
+    if (n > data.size()) data.append(n - data.size(), '.');
+  }
   for (uint64_t i = 0; i < count; ++i) {
-    auto r = p.node->propose(c.args[1]);
+    auto r = p.node->propose(data);
     if (r.is_ok()) {
       out_ << "proposed " << r->term << "/" << r->index << "\n";
     } else {
@@ -406,6 +418,9 @@ void Env::cmd_read_index(const Command& c) {
   want_args(c, 2, 2);
   allow_opts(c, {});
   Peer& p = live_peer(parse_id(c.args[0]));
+  uint64_t floor = 0;
+  for (const auto& [id, q] : peers_) floor = std::max(floor, q.applied);
+  read_floor_[c.args[1]] = floor;
   Status s = p.node->read_index(c.args[1]);
   if (!s.is_ok()) out_ << "error: " << s.to_string() << "\n";
   note_state(p, "");
@@ -521,7 +536,8 @@ void Env::cmd_heal(const Command& c) {
 }
 
 // crash ID: the node stops; what it persisted stays in its storage. Messages it
-// already sent stay on the network; messages to it are dropped while it is down.
+// already sent stay on the network; messages to it are lost (dropped when
+// delivered while it is down, or when it restarts).
 void Env::cmd_crash(const Command& c) {
   want_args(c, 1, 1);
   allow_opts(c, {});
@@ -535,6 +551,35 @@ void Env::cmd_restart(const Command& c) {
   allow_opts(c, {});
   Peer& p = peer(parse_id(c.args[0]));
   if (p.node) throw ScriptError{"node " + std::to_string(p.id) + " is not down"};
+  // Messages sent to the node before or while it was down died with its
+  // connections.
+  std::deque<raft::Message> rest;
+  for (auto& m : net_) {
+    if (m.to() == p.id) {
+      out_ << "  " << fmt_message(m) << " (dropped: node was down)\n";
+    } else {
+      rest.push_back(std::move(m));
+    }
+  }
+  net_ = std::move(rest);
+  if (!p.save_conf_state) {
+    // The in-memory state machine is lost; rebuild it from the snapshot.
+    auto snap = p.storage->snapshot();
+    if (!snap.is_ok()) throw ScriptError{"restart: snapshot: " + snap.status().to_string()};
+    const raft::Snapshot& sn = **snap;
+    p.sm.clear();
+    const std::string& data = sn.data();
+    size_t pos = 0;
+    while (pos < data.size()) {
+      size_t nl = data.find('\n', pos);
+      if (nl == std::string::npos) nl = data.size();
+      p.sm.emplace_back(sn.metadata().index(), data.substr(pos, nl - pos));
+      pos = nl + 1;
+    }
+    p.applied = sn.metadata().index();
+    p.conf_history.clear();
+    p.conf_history[sn.metadata().index()] = sn.metadata().conf_state();
+  }
   start(p);
   p.shown_term = ~uint64_t{0};  // always show the state after a restart
   note_state(p, "");
@@ -565,8 +610,8 @@ void Env::cmd_compact(const Command& c) {
   }
   const raft::Snapshot& sn = *snap.value();
   out_ << "snapshot " << sn.metadata().term() << "/" << sn.metadata().index() << " "
-       << fmt_conf_state(sn.metadata().conf_state()) << " data=" << sn.data().size()
-       << "B; log [" << p.storage->first_index() << "," << p.storage->last_index() << "]\n";
+       << fmt_conf_state(sn.metadata().conf_state()) << " data=" << sn.data().size() << "B; log ["
+       << p.storage->first_index() << "," << p.storage->last_index() << "]\n";
 }
 
 // raft-state: one line per node.
@@ -610,8 +655,8 @@ void Env::cmd_status(const Command& c) {
   Peer& p = live_peer(parse_id(c.args[0]));
   raft::NodeStatus st = p.node->status();
   out_ << st.id << ": " << role_str(st.soft_state.role) << " " << fmt_hard_state(st.hard_state)
-       << " lead=" << st.soft_state.lead << " applied=" << st.applied
-       << " last=" << st.last_index << "\n";
+       << " lead=" << st.soft_state.lead << " applied=" << st.applied << " last=" << st.last_index
+       << "\n";
   out_ << "conf: " << fmt_conf_state(st.conf_state) << "\n";
   if (st.lead_transferee != raft::kNone) out_ << "transferee: " << st.lead_transferee << "\n";
   for (const auto& [id, pr] : st.progress) {
@@ -664,12 +709,22 @@ void Env::handle_ready(Peer& p) {
   }
   for (const auto& e : rd.entries) out_ << "  append " << fmt_entry(e) << "\n";
   for (const auto& e : rd.committed_entries) out_ << "  apply " << fmt_entry(e) << "\n";
-  for (const auto& m : rd.messages) out_ << "  send " << fmt_message(m) << "\n";
+  // A message across a partition is lost when sent.
+  auto cut = [&](const raft::Message& m) {
+    return connected(m.from(), m.to()) ? "" : " (dropped: partition)";
+  };
+  for (const auto& m : rd.messages) out_ << "  send " << fmt_message(m) << cut(m) << "\n";
   for (const auto& m : rd.messages_after_persist) {
-    out_ << "  send-after-persist " << fmt_message(m) << "\n";
+    out_ << "  send-after-persist " << fmt_message(m) << cut(m) << "\n";
   }
   for (const auto& rs : rd.read_states) {
     out_ << "  read-state index=" << rs.index << " ctx=" << fmt_data(rs.context) << "\n";
+    auto it = read_floor_.find(rs.context);
+    if (it != read_floor_.end() && rs.index < it->second) {
+      violation("stale read: ctx " + fmt_data(rs.context) + " got index " +
+                std::to_string(rs.index) + " but index " + std::to_string(it->second) +
+                " was applied before the read was requested");
+    }
   }
 
   auto check_msg = [&](const raft::Message& m) {
@@ -680,7 +735,7 @@ void Env::handle_ready(Peer& p) {
   // 1. Messages that may go before persisting.
   for (const auto& m : rd.messages) {
     check_msg(m);
-    net_.push_back(m);
+    if (connected(m.from(), m.to())) net_.push_back(m);
   }
   // 2. Persist the snapshot, then entries, then the hard state.
   if (rd.snapshot) {
@@ -709,7 +764,7 @@ void Env::handle_ready(Peer& p) {
   // 3. Messages that need the state above to be durable.
   for (const auto& m : rd.messages_after_persist) {
     check_msg(m);
-    net_.push_back(m);
+    if (connected(m.from(), m.to())) net_.push_back(m);
   }
   // 4. Apply the snapshot and the committed entries.
   if (rd.snapshot) {
@@ -752,9 +807,9 @@ void Env::handle_ready(Peer& p) {
     if (!fresh) {
       Applied& a = it->second;
       if (a.term != e.term() || (!a.desc.empty() && a.desc != desc)) {
-        violation("node " + id + " applied " + desc + " but another node applied " +
-                  (a.desc.empty() ? std::to_string(a.term) + "/" + std::to_string(e.index())
-                                  : a.desc));
+        violation(
+            "node " + id + " applied " + desc + " but another node applied " +
+            (a.desc.empty() ? std::to_string(a.term) + "/" + std::to_string(e.index()) : a.desc));
       }
       a.seen_term = std::min(a.seen_term, p.node->term());
       if (a.desc.empty()) a.desc = desc;
@@ -774,7 +829,7 @@ void Env::handle_ready(Peer& p) {
   }
   if (last_cc_index != 0) {
     p.conf_history[last_cc_index] = after;
-    p.storage->set_conf_state(after);
+    if (p.save_conf_state) p.storage->set_conf_state(after);
   }
   note_state(p, "  ");
 }
@@ -845,8 +900,8 @@ void Env::check_invariants() {
     // Election safety (paper §5.2): at most one leader per term.
     auto [it, fresh] = leader_of_term_.try_emplace(term, id);
     if (!fresh && it->second != id) {
-      violation("two leaders in term " + std::to_string(term) + ": " +
-                std::to_string(it->second) + " and " + std::to_string(id));
+      violation("two leaders in term " + std::to_string(term) + ": " + std::to_string(it->second) +
+                " and " + std::to_string(id));
     }
     // Leader completeness (§5.4): a leader elected after an entry was
     // committed has it. An entry applied by a node at term t was committed at
@@ -855,11 +910,11 @@ void Env::check_invariants() {
     uint64_t last = p.storage->last_index();
     for (const auto& [index, a] : applied_) {
       if (a.seen_term >= term || index < first) continue;
-      auto t = index <= last ? p.storage->term(index) : Result<uint64_t>(Status(Code::kUnavailable, ""));
+      auto t =
+          index <= last ? p.storage->term(index) : Result<uint64_t>(Status(Code::kUnavailable, ""));
       if (!t.is_ok() || *t != a.term) {
         violation("leader " + std::to_string(id) + " of term " + std::to_string(term) +
-                  " lacks committed entry " + std::to_string(a.term) + "/" +
-                  std::to_string(index));
+                  " lacks committed entry " + std::to_string(a.term) + "/" + std::to_string(index));
       }
     }
   }

@@ -6,7 +6,8 @@
 // After every command the environment checks Raft invariants (election safety,
 // vote and term monotonicity, state machine safety, leader completeness) and
 // appends "INVARIANT VIOLATION" lines to the output if one is broken, so a
-// script that blesses a violation is visibly wrong.
+// script that blesses a violation is visibly wrong. Read states are checked
+// for linearizability: a read may not miss a write applied before it began.
 #pragma once
 
 #include <cstdint>
@@ -47,9 +48,14 @@ class Env {
     std::unique_ptr<raft::MemoryStorage> storage;
     std::unique_ptr<raft::Node> node;  // null while crashed
     // The toy state machine: the data of every applied normal entry, with its
-    // index. Treated as durable (like an applied index stored with the data),
-    // so a restart resumes at `applied`.
+    // index. It lives in memory: a restart rebuilds it from the storage's
+    // snapshot and the core hands out the committed entries after it again,
+    // conf changes included (the storage's ConfState stays the snapshot's).
+    // With save_conf_state the state machine is durable instead: a restart
+    // resumes at `applied`, and the membership is saved with
+    // MemoryStorage::set_conf_state after each applied change.
     uint64_t applied = 0;
+    bool save_conf_state = false;
     std::vector<std::pair<uint64_t, std::string>> sm;
     // Membership in effect from each index on, for snapshots at any index.
     std::map<uint64_t, raft::ConfState> conf_history;
@@ -120,6 +126,10 @@ class Env {
     uint64_t seen_term = 0;  // lowest node term at which any node applied it
   };
   std::map<uint64_t, Applied> applied_;
+  // Linearizable reads: for each outstanding read ctx, the highest index any
+  // node had applied (so possibly acknowledged to a client) when the read was
+  // requested. The read index handed out must not be below it.
+  std::map<std::string, uint64_t> read_floor_;
 };
 
 }  // namespace qkv::scenario

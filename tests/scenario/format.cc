@@ -54,17 +54,30 @@ std::string fmt_conf_change(const raft::ConfChange& cc) {
     const ConfChangeSingle& c = cc.changes(i);
     if (i > 0) s += " ";
     switch (c.type()) {
-      case raftpb::CONF_ADD_VOTER: s += "v"; break;
-      case raftpb::CONF_ADD_LEARNER: s += "l"; break;
-      case raftpb::CONF_REMOVE_NODE: s += "r"; break;
-      default: s += "?"; break;
+      case raftpb::CONF_ADD_VOTER:
+        s += "v";
+        break;
+      case raftpb::CONF_ADD_LEARNER:
+        s += "l";
+        break;
+      case raftpb::CONF_REMOVE_NODE:
+        s += "r";
+        break;
+      default:
+        s += "?";
+        break;
     }
     s += std::to_string(c.node_id());
   }
   switch (cc.transition()) {
-    case raftpb::TRANSITION_JOINT_IMPLICIT: s += " implicit"; break;
-    case raftpb::TRANSITION_JOINT_EXPLICIT: s += " explicit"; break;
-    default: break;
+    case raftpb::TRANSITION_JOINT_IMPLICIT:
+      s += " implicit";
+      break;
+    case raftpb::TRANSITION_JOINT_EXPLICIT:
+      s += " explicit";
+      break;
+    default:
+      break;
   }
   if (!cc.context().empty()) s += " ctx=" + fmt_data(cc.context());
   return s + ")";
@@ -111,10 +124,9 @@ std::string fmt_message(const raft::Message& m) {
     s += "]";
   }
   if (!m.context().empty()) s += " ctx=" + fmt_data(m.context());
-  if (m.has_snapshot() &&
-      (m.snapshot().index() != 0 || m.type() == raftpb::MSG_SNAP)) {
-    s += " snap=" + std::to_string(m.snapshot().term()) + "/" +
-         std::to_string(m.snapshot().index());
+  if (m.has_snapshot() && (m.snapshot().index() != 0 || m.type() == raftpb::MSG_SNAP)) {
+    s +=
+        " snap=" + std::to_string(m.snapshot().term()) + "/" + std::to_string(m.snapshot().index());
     if (m.type() == raftpb::MSG_SNAP) s += " " + fmt_conf_state(m.snapshot().conf_state());
   }
   if (m.type() == raftpb::MSG_SNAP) {
@@ -139,10 +151,17 @@ std::string fmt_hard_state(const raft::HardState& hs) {
 bool parse_conf_change_single(const std::string& word, ConfChangeSingle* out) {
   if (word.size() < 2) return false;
   switch (word[0]) {
-    case 'v': out->set_type(raftpb::CONF_ADD_VOTER); break;
-    case 'l': out->set_type(raftpb::CONF_ADD_LEARNER); break;
-    case 'r': out->set_type(raftpb::CONF_REMOVE_NODE); break;
-    default: return false;
+    case 'v':
+      out->set_type(raftpb::CONF_ADD_VOTER);
+      break;
+    case 'l':
+      out->set_type(raftpb::CONF_ADD_LEARNER);
+      break;
+    case 'r':
+      out->set_type(raftpb::CONF_REMOVE_NODE);
+      break;
+    default:
+      return false;
   }
   uint64_t id = 0;
   for (size_t i = 1; i < word.size(); ++i) {

@@ -17,7 +17,7 @@
 namespace qkv::scenario {
 
 struct Case {
-  int line = 0;              // 1-based line of the command, for messages
+  int line = 0;  // 1-based line of the command, for messages
   std::string command;
   std::vector<std::string> expected;
 };
