@@ -127,7 +127,6 @@ int run(uint64_t iterations, uint64_t seed, bool verbose) {
                   (unsigned long long)seed, w.status().to_string().c_str());
       return 1;
     }
-    torn_notes += rec.notes.size();
     Model recovered = from_recovery(rec);
     if (it > 0 && !same(recovered, durable_base)) {
       std::printf("FAIL iteration=%llu seed=%llu: recovered state differs from the model\n",
@@ -251,6 +250,7 @@ int run(uint64_t iterations, uint64_t seed, bool verbose) {
       }
       return 1;
     }
+    torn_notes += rec2.notes.size();
     Model got = from_recovery(rec2);
     Model replay = recovered;
     std::optional<size_t> kept;
