@@ -218,6 +218,7 @@ inline std::vector<Message> of_type(const std::vector<Message>& ms, MessageType 
 
 struct Member {
   uint64_t id = kNone;
+  Options opts;
   std::unique_ptr<MemoryStorage> storage;
   std::unique_ptr<Node> node;
   uint64_t applied_index = 0;
@@ -245,13 +246,19 @@ class Network {
     m->id = id;
     m->storage = storage ? std::move(storage) : new_storage(voters_);
     m->applied_index = m->storage->first_index() - 1;
-    Config cfg = make_config(id, m->storage.get(), opts ? *opts : opts_);
-    auto r = Node::create(cfg);
-    EXPECT_TRUE(r.is_ok()) << "Node::create(" << id << "): " << r.status().to_string();
-    if (r.is_ok()) m->node = std::move(*r);
+    m->opts = opts ? *opts : opts_;
     Member& ref = *m;
     members_[id] = std::move(m);
+    start(ref);
     return ref;
+  }
+
+  // A crash and restart: the Node and everything it had not handed out are
+  // lost; a new Node is built from what was persisted, told what was applied.
+  void restart(uint64_t id) {
+    Member& m = member(id);
+    m.node.reset();
+    start(m);
   }
 
   // Adds every voter as a real member.
@@ -347,7 +354,13 @@ class Network {
   std::vector<Message> take(const std::function<bool(const Message&)>& pred) {
     std::vector<Message> out;
     std::deque<Message> keep;
-    for (Message& m : pending_) (pred(m) ? out : keep).push_back(std::move(m));
+    for (Message& m : pending_) {
+      if (pred(m)) {
+        out.push_back(std::move(m));
+      } else {
+        keep.push_back(std::move(m));
+      }
+    }
     pending_ = std::move(keep);
     return out;
   }
@@ -414,8 +427,7 @@ class Network {
     cut_.clear();
   }
   bool dropped(const Message& m) const {
-    return isolated_.count(m.from()) || isolated_.count(m.to()) ||
-           cut_.count({m.from(), m.to()});
+    return isolated_.count(m.from()) || isolated_.count(m.to()) || cut_.count({m.from(), m.to()});
   }
 
   // The members that consider themselves leader.
@@ -429,6 +441,14 @@ class Network {
   const std::vector<uint64_t>& voters() const { return voters_; }
 
  private:
+  void start(Member& m) {
+    Config cfg = make_config(m.id, m.storage.get(), m.opts);
+    cfg.applied = m.applied_index;
+    auto r = Node::create(cfg);
+    EXPECT_TRUE(r.is_ok()) << "Node::create(" << m.id << "): " << r.status().to_string();
+    if (r.is_ok()) m.node = std::move(*r);
+  }
+
   void queue(Member& m, const std::vector<Message>& ms, std::vector<Message>* out) {
     for (const Message& msg : ms) {
       EXPECT_EQ(msg.group(), kGroup) << "node " << m.id << " sent " << describe(msg);
@@ -450,14 +470,15 @@ class Network {
 // Answers every (pre-)vote request queued for a virtual peer with a grant (or
 // a rejection, for peers in `rejecters`) and steps the answers into the
 // candidate. Returns how many requests were answered.
-inline int answer_votes(Network& net, uint64_t candidate, const std::set<uint64_t>& rejecters = {}) {
+inline int answer_votes(Network& net, uint64_t candidate,
+                        const std::set<uint64_t>& rejecters = {}) {
   auto reqs = net.take([&](const Message& m) {
     return m.from() == candidate && !net.is_member(m.to()) &&
            (m.type() == raftpb::MSG_VOTE || m.type() == raftpb::MSG_PRE_VOTE);
   });
   for (const Message& req : reqs) {
-    MessageType t = req.type() == raftpb::MSG_VOTE ? raftpb::MSG_VOTE_RESP
-                                                   : raftpb::MSG_PRE_VOTE_RESP;
+    MessageType t =
+        req.type() == raftpb::MSG_VOTE ? raftpb::MSG_VOTE_RESP : raftpb::MSG_PRE_VOTE_RESP;
     Message resp = make_msg(t, req.to(), candidate, req.term());
     resp.set_reject(rejecters.count(req.to()) != 0);
     (void)net.step(resp);
