@@ -1,0 +1,88 @@
+#include "storage/log_store.h"
+
+namespace qkv::storage {
+
+Result<std::unique_ptr<LogStore>> LogStore::open(FileSystem* fs, const std::string& dir,
+                                                 const WalOptions& options,
+                                                 WalRecovery* recovery) {
+  WalRecovery local;
+  WalRecovery* rec = recovery ? recovery : &local;
+  auto wal = Wal::open(fs, dir, options, rec);
+  if (!wal.is_ok()) return wal.status();
+  std::unique_ptr<LogStore> store(new LogStore(std::move(wal).value()));
+  for (auto& [g, rg] : rec->groups) {
+    raft::MemoryStorage* ms = store->group(g);
+    if (rg.base) {
+      raft::Snapshot s;
+      *s.mutable_metadata() = *rg.base;
+      if (Status st = ms->apply_snapshot(s); !st.is_ok()) return st;
+    }
+    if (Status st = ms->append(rg.entries); !st.is_ok()) return st;
+    if (rg.hard_state) ms->set_hard_state(*rg.hard_state);
+  }
+  return store;
+}
+
+raft::MemoryStorage* LogStore::group(uint64_t group) {
+  auto& slot = groups_[group];
+  if (!slot) slot = std::make_unique<raft::MemoryStorage>();
+  return slot.get();
+}
+
+std::vector<uint64_t> LogStore::groups() const {
+  std::vector<uint64_t> out;
+  for (const auto& [g, ms] : groups_) out.push_back(g);
+  return out;
+}
+
+Status LogStore::bootstrap(uint64_t group, const raft::Snapshot& snap) {
+  WalBatch b;
+  b.add_snapshot(group, snap.metadata());
+  if (Status s = wal_->write(b); !s.is_ok()) return s;
+  return this->group(group)->apply_snapshot(snap);
+}
+
+Status LogStore::stage(uint64_t group, const raft::Ready& rd) {
+  if (!rd.snapshot && rd.entries.empty() && !rd.hard_state) return Status::ok();
+  Staged st{group, rd.snapshot, rd.entries, rd.hard_state};
+  if (rd.snapshot) batch_.add_snapshot(group, rd.snapshot->metadata());
+  for (const auto& e : rd.entries) batch_.add_entry(group, e);
+  if (rd.hard_state) batch_.add_hard_state(group, *rd.hard_state);
+  staged_.push_back(std::move(st));
+  return Status::ok();
+}
+
+Status LogStore::flush() {
+  if (staged_.empty()) return Status::ok();
+  Status s = wal_->write(batch_);
+  batch_.clear();
+  if (!s.is_ok()) {
+    staged_.clear();
+    return s;
+  }
+  for (auto& st : staged_) {
+    raft::MemoryStorage* ms = group(st.group);
+    if (st.snapshot) {
+      if (Status a = ms->apply_snapshot(*st.snapshot); !a.is_ok()) return a;
+    }
+    if (Status a = ms->append(st.entries); !a.is_ok()) return a;
+    if (st.hard_state) ms->set_hard_state(*st.hard_state);
+  }
+  staged_.clear();
+  return Status::ok();
+}
+
+Status LogStore::compact(uint64_t group, std::shared_ptr<const raft::Snapshot> snap) {
+  raft::MemoryStorage* ms = this->group(group);
+  const auto& meta = snap->metadata();
+  if (meta.index() < ms->first_index()) return Status::ok();  // already compacted past it
+  WalBatch b;
+  b.add_compact(group, meta);
+  if (Status s = wal_->write(b); !s.is_ok()) return s;
+  auto created = ms->create_snapshot(meta.index(), meta.conf_state(), snap->data());
+  if (!created.is_ok()) return created.status();
+  if (Status s = ms->compact(meta.index()); !s.is_ok()) return s;
+  return wal_->release(group, meta.index());
+}
+
+}  // namespace qkv::storage
