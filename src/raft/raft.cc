@@ -49,6 +49,7 @@ Raft::Raft(const Config& c)
   // snapshot is at term 1 before any election).
   term_ = std::max(term_, log_.last_term());
   if (c.applied > 0) log_.set_applied_on_start(std::min(c.applied, log_.committed()));
+  config_index_ = log_.applied();
   become_follower(term_, kNone);
 }
 
@@ -260,6 +261,18 @@ bool Raft::in_lease() const {
          tick_count_ < static_cast<uint64_t>(cfg_.election_timeout_ticks);
 }
 
+void Raft::learn_commit(uint64_t commit, uint64_t commit_term) {
+  // A peer's commit index is a fact about the whole group. If our entry at
+  // that index has the same term, our log up to it is identical to the
+  // peer's (Log Matching, Raft paper §5.3), so it is committed here too.
+  // Without this, voters of a joint configuration whose commit index lags
+  // (the leader that told them died) could wait forever for the vote of a
+  // node that already applied its own removal and no longer campaigns.
+  if (commit > log_.committed() && commit_term != 0 && log_.match_term(commit, commit_term)) {
+    log_.commit_to(commit);
+  }
+}
+
 void Raft::handle_vote_request(const Message& m) {
   // Raft paper §5.2, §5.4.1: one vote per term, first come first served,
   // and only for a candidate whose log is at least as up to date.
@@ -269,6 +282,9 @@ void Raft::handle_vote_request(const Message& m) {
   Message r;
   r.set_to(m.from());
   r.set_type(vote_resp_type(m.type()));
+  // Tell the candidate what we know is committed (see learn_commit()).
+  r.set_commit(log_.committed());
+  r.set_log_term(log_.zero_term_on_error(log_.committed()));
   if (can_vote && log_ok) {
     // A granted PreVote carries the term of the request, so the
     // pre-candidate can count it; a real vote is at our (equal) term.
@@ -334,6 +350,9 @@ Status Raft::step(const Message& m) {
     return Status::ok();
   }
 
+  if (m.type() == raftpb::MSG_VOTE_RESP || m.type() == raftpb::MSG_PRE_VOTE_RESP) {
+    learn_commit(m.commit(), m.log_term());
+  }
   switch (m.type()) {
     case raftpb::MSG_HUP:
       hup(cfg_.pre_vote ? CampaignType::kPreElection : CampaignType::kElection);
@@ -748,6 +767,7 @@ bool Raft::restore(const Snapshot& s) {
     return false;
   }
   log_.restore(s);
+  config_index_ = meta.index();
   auto r = restore_conf_state(meta.conf_state(), log_.last_index(), trk_.inflight_max());
   QKV_CHECK(r.is_ok()) << "snapshot with a bad conf state: " << r.status().to_string();
   switch_to_config(std::move(r).value());
@@ -1076,9 +1096,10 @@ void Raft::switch_to_config(ConfChangeResult r) {
   trk_.progress = std::move(r.progress);
   auto self = trk_.progress.find(id_);
   is_learner_ = self != trk_.progress.end() && self->second.is_learner;
-  if (self == trk_.progress.end() || is_learner_) {
-    // Removed or demoted: a leader steps down; the rest elect a new one.
-    if (role_ == Role::kLeader) become_follower(term_, kNone);
+  if (self == trk_.progress.end() || is_learner_ || !trk_.is_voter(id_)) {
+    // Removed or demoted: a leader steps down, a campaign is abandoned; the
+    // rest elect a new leader.
+    if (role_ != Role::kFollower) become_follower(term_, kNone);
     return;
   }
   if (role_ != Role::kLeader || trk_.config.voters.empty()) return;
@@ -1122,6 +1143,10 @@ void Raft::on_applied(const std::vector<Entry>& conf_changes, uint64_t data_byte
   if (applied_index > 0) log_.applied_to(applied_index);
   if (role_ == Role::kLeader) reduce_uncommitted(data_bytes);
   for (const auto& e : conf_changes) {
+    // A snapshot restored since these entries were handed out already
+    // carries their effect (step() may run between ready() and advance()).
+    if (e.index() <= config_index_) continue;
+    config_index_ = e.index();
     ConfChange cc;
     QKV_CHECK(cc.ParseFromString(e.data())) << "undecodable conf change at index " << e.index();
     apply_conf_change(cc);

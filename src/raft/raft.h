@@ -118,6 +118,7 @@ class Raft {
   bool promotable() const;
   bool in_lease() const;
   void handle_vote_request(const Message& m);
+  void learn_commit(uint64_t commit, uint64_t commit_term);
 
   // Replication.
   void send(Message m);
@@ -178,6 +179,9 @@ class Raft {
   // Entries up to this index may hold a conf change not yet applied; no new
   // change is accepted until applied passes it.
   uint64_t pending_conf_index_ = 0;
+  // The log index the tracker's configuration reflects: the last conf change
+  // applied, or the snapshot restored.
+  uint64_t config_index_ = 0;
   uint64_t uncommitted_bytes_ = 0;
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
