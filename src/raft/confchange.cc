@@ -155,6 +155,16 @@ Result<ConfChangeResult> Changer::simple(const ConfChange& cc) const {
   return r;
 }
 
+Result<ConfChangeResult> change_config(const ProgressTracker& t, uint64_t last_index,
+                                       const ConfChange& cc) {
+  Changer ch(t, last_index);
+  if (is_leave_joint(cc)) return ch.leave_joint();
+  if (auto [use_joint, auto_leave] = enter_joint_mode(cc); use_joint) {
+    return ch.enter_joint(auto_leave, cc);
+  }
+  return ch.simple(cc);
+}
+
 Result<ConfChangeResult> restore_conf_state(const ConfState& cs, uint64_t last_index,
                                             uint64_t inflight_max) {
   ConfChangeResult r;

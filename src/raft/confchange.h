@@ -45,6 +45,11 @@ class Changer {
   uint64_t last_index_;
 };
 
+// The configuration that results from applying cc to t's (the dispatch
+// between enter_joint, leave_joint and simple).
+Result<ConfChangeResult> change_config(const ProgressTracker& t, uint64_t last_index,
+                                       const ConfChange& cc);
+
 // Whether a ConfChange should use joint consensus, and whether to leave the
 // joint configuration automatically.
 std::pair<bool, bool> enter_joint_mode(const ConfChange& cc);

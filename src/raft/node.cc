@@ -33,7 +33,7 @@ Status Config::validate() const {
 }
 
 bool Ready::empty() const {
-  return !soft_state && !hard_state && !snapshot && entries.empty() &&
+  return !soft_state && !hard_state && !snapshot && entries.empty() && !conf_state &&
          committed_entries.empty() && messages.empty() && messages_after_persist.empty() &&
          read_states.empty();
 }
@@ -172,6 +172,8 @@ Ready Node::ready() {
     h.data_bytes += entry_bytes(e);
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) h.conf_changes.push_back(e);
   }
+  if (rd.snapshot) rd.conf_state = rd.snapshot->metadata().conf_state();
+  if (!h.conf_changes.empty()) rd.conf_state = raft_->conf_state_after(h.conf_changes);
   return rd;
 }
 

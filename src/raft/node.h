@@ -104,6 +104,10 @@ struct Ready {
   std::vector<Message> messages;           // may be sent before persisting
   std::vector<Message> messages_after_persist;  // send only after persisting
   std::vector<ReadState> read_states;
+  // Set when applying this Ready (its snapshot or a conf change among its
+  // committed entries) changes the membership: the membership afterwards.
+  // Persist it atomically with the applied index; restart with it.
+  std::optional<ConfState> conf_state;
   // True if hard_state, snapshot or entries need an fsync before step 3.
   bool must_sync = false;
 

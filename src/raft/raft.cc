@@ -911,15 +911,7 @@ Status Raft::check_conf_change(const ConfChange& cc) const {
   }
   // Dry run: the change must be valid against the current configuration,
   // which reflects every change in the log (pending_conf_index <= applied).
-  Changer ch(trk_, log_.last_index());
-  Result<ConfChangeResult> r = Status(Code::kInvalidArgument, "unreachable");
-  if (is_leave_joint(cc)) {
-    r = ch.leave_joint();
-  } else if (auto [use_joint, auto_leave] = enter_joint_mode(cc); use_joint) {
-    r = ch.enter_joint(auto_leave, cc);
-  } else {
-    r = ch.simple(cc);
-  }
+  auto r = change_config(trk_, log_.last_index(), cc);
   return r.is_ok() ? Status::ok() : r.status();
 }
 
@@ -1075,20 +1067,26 @@ void Raft::send_timeout_now(uint64_t to) {
 // Membership
 
 void Raft::apply_conf_change(const ConfChange& cc) {
-  Changer ch(trk_, log_.last_index());
-  Result<ConfChangeResult> r = Status(Code::kInvalidArgument, "unreachable");
-  if (is_leave_joint(cc)) {
-    r = ch.leave_joint();
-  } else if (auto [use_joint, auto_leave] = enter_joint_mode(cc); use_joint) {
-    r = ch.enter_joint(auto_leave, cc);
-  } else {
-    r = ch.simple(cc);
-  }
+  auto r = change_config(trk_, log_.last_index(), cc);
   // A change validated against the configuration when proposed can only be
   // invalid here if it raced with another; every replica reaches the same
   // verdict, so skipping it is deterministic.
   if (!r.is_ok()) return;
   switch_to_config(std::move(r).value());
+}
+
+ConfState Raft::conf_state_after(const std::vector<Entry>& conf_changes) const {
+  ProgressTracker t = trk_;
+  for (const auto& e : conf_changes) {
+    if (e.index() <= config_index_) continue;
+    ConfChange cc;
+    QKV_CHECK(cc.ParseFromString(e.data())) << "undecodable conf change at index " << e.index();
+    auto r = change_config(t, log_.last_index(), cc);
+    if (!r.is_ok()) continue;
+    t.config = std::move(r->config);
+    t.progress = std::move(r->progress);
+  }
+  return t.conf_state();
 }
 
 void Raft::switch_to_config(ConfChangeResult r) {

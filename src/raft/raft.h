@@ -72,6 +72,8 @@ class Raft {
   // data_bytes: the payload bytes of all of them.
   void on_applied(const std::vector<Entry>& conf_changes, uint64_t data_bytes,
                   uint64_t applied_index);
+  // The membership once these conf-change entries are applied (a dry run).
+  ConfState conf_state_after(const std::vector<Entry>& conf_changes) const;
 
   // ---- state (read by Node and tests) ----
   const Config& config() const { return cfg_; }

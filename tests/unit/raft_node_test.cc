@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <map>
 
 namespace qkv::raft {
 namespace {
@@ -64,6 +65,7 @@ struct Cluster {
           if (e.type() == raftpb::ENTRY_NORMAL && !e.data().empty()) applied[i].push_back(e.data());
         }
         for (auto& rs : rd.read_states) reads.push_back(rs);
+        if (rd.conf_state) conf_states[i + 1] = *rd.conf_state;
         n.advance();
       }
       while (!queue.empty()) {
@@ -83,6 +85,7 @@ struct Cluster {
   std::vector<std::vector<std::string>> applied;
   std::deque<Message> queue;
   std::vector<ReadState> reads;
+  std::map<uint64_t, ConfState> conf_states;  // last Ready::conf_state per node
 };
 
 TEST(RaftNodeTest, ElectsLeaderAndReplicates) {
@@ -159,6 +162,12 @@ TEST(RaftNodeTest, AddLearnerAndPromote) {
   ASSERT_TRUE(c.node(1).propose_conf_change(cc).is_ok());
   c.stabilize();
   EXPECT_EQ(c.node(1).conf_state().learners_size(), 1);
+  // Every member was told the new membership with the Ready that applied it,
+  // and it matches what the core applied at advance().
+  for (uint64_t id = 1; id <= 4; id++) {
+    ASSERT_TRUE(c.conf_states.count(id)) << "node " << id;
+    EXPECT_EQ(c.conf_states[id].SerializeAsString(), c.node(id).conf_state().SerializeAsString());
+  }
   // The learner caught up by snapshot (its log starts empty) and log.
   EXPECT_EQ(c.node(4).status().applied, c.node(1).status().applied);
   EXPECT_EQ(c.node(4).conf_state().learners_size(), 1);
