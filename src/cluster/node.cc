@@ -1,0 +1,591 @@
+#include "cluster/node.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace qkv::cluster {
+
+using Clock = std::chrono::steady_clock;
+
+std::string encode_member_context(const PeerAddress& a) {
+  return a.host + ":" + std::to_string(a.port);
+}
+
+std::optional<PeerAddress> decode_member_context(std::string_view s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  PeerAddress a;
+  a.host = std::string(s.substr(0, colon));
+  unsigned long port = 0;
+  for (char c : s.substr(colon + 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + static_cast<unsigned long>(c - '0');
+    if (port > 65535) return std::nullopt;
+  }
+  if (port == 0) return std::nullopt;
+  a.port = static_cast<uint16_t>(port);
+  return a;
+}
+
+Node::Node(asio::io_context& io, NodeOptions options, StateMachineFactory factory)
+    : io_(io), opts_(std::move(options)), factory_(std::move(factory)), tick_timer_(io) {}
+
+Node::~Node() {
+  *alive_ = false;
+  stop();
+  persist_pool_.join();
+}
+
+namespace {
+
+std::string peers_file(const std::string& dir) { return dir + "/peers"; }
+
+std::map<uint64_t, PeerAddress> load_peers(const std::string& dir) {
+  std::map<uint64_t, PeerAddress> out;
+  std::ifstream in(peers_file(dir));
+  uint64_t id;
+  std::string hostport;
+  while (in >> id >> hostport) {
+    if (auto a = decode_member_context(hostport)) out[id] = *a;
+  }
+  return out;
+}
+
+void save_peers(const std::string& dir, const std::map<uint64_t, PeerAddress>& peers) {
+  std::string tmp = peers_file(dir) + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& [id, a] : peers) out << id << " " << encode_member_context(a) << "\n";
+  }
+  std::rename(tmp.c_str(), peers_file(dir).c_str());
+}
+
+}  // namespace
+
+Status Node::start() {
+  fs_ = std::make_unique<storage::PosixFileSystem>();
+  if (Status s = fs_->create_dirs(opts_.data_dir); !s.is_ok()) return s;
+  storage::WalRecovery rec;
+  auto ls = storage::LogStore::open(fs_.get(), opts_.data_dir + "/wal", opts_.wal, &rec);
+  if (!ls.is_ok()) return ls.status();
+  log_store_ = std::move(ls).value();
+  for (const auto& note : rec.notes) std::fprintf(stderr, "quorumkv: %s\n", note.c_str());
+
+  addresses_ = opts_.initial_members;
+  for (auto& [id, a] : load_peers(opts_.data_dir)) addresses_[id] = a;
+
+  transport_ = std::make_unique<net::PeerTransport>(io_, opts_.id, opts_.transport);
+  auto alive = alive_;
+  transport_->set_handlers(
+      [this, alive](raftpb::Message&& m) {
+        if (*alive) on_raft_message(std::move(m));
+      },
+      [this, alive](uint64_t from, netpb::Forward&& f) {
+        if (*alive && forward_handler_) forward_handler_(from, std::move(f));
+      },
+      [this, alive](uint64_t peer) {
+        if (!*alive) return;
+        for (auto& [gid, g] : groups_) g.raft->report_unreachable(peer);
+      });
+  if (Status s = transport_->listen(opts_.peer_host, opts_.peer_port); !s.is_ok()) return s;
+  for (const auto& [id, a] : addresses_) {
+    if (id != opts_.id) transport_->add_peer(id, a.host, a.port);
+  }
+  bool fresh = !log_store_->has_group(1);
+  if (Status s = open_group(1, fresh); !s.is_ok()) return s;
+  save_peers(opts_.data_dir, addresses_);
+  schedule_tick();
+  kick();
+  return Status::ok();
+}
+
+Status Node::open_group(uint64_t gid, bool fresh) {
+  Group& g = groups_[gid];
+  g.id = gid;
+  auto sm = factory_(gid);
+  if (!sm.is_ok()) return sm.status();
+  g.sm = std::move(sm).value();
+  raft::MemoryStorage* storage = log_store_->group(gid);
+  if (fresh && !opts_.join) {
+    raft::ConfState cs;
+    for (const auto& [id, a] : opts_.initial_members) cs.add_voters(id);
+    if (cs.voters_size() == 0) cs.add_voters(opts_.id);
+    raft::Snapshot boot = raft::bootstrap_snapshot(gid, cs);
+    if (Status s = g.sm->restore(boot); !s.is_ok()) return s;
+    if (Status s = log_store_->bootstrap(gid, boot); !s.is_ok()) return s;
+  }
+  uint64_t applied = g.sm->applied_index();
+  uint64_t base = storage->first_index() - 1;
+  if (applied < base) {
+    // The log was compacted past what the state machine holds (a snapshot
+    // was installed and the process died before applying it).
+    return Status(Code::kCorruption,
+                  "group " + std::to_string(gid) + ": applied index " + std::to_string(applied) +
+                      " is below the log base " + std::to_string(base) +
+                      "; the state machine cannot catch up from this log");
+  }
+  if (applied > 0) storage->set_conf_state(g.sm->conf_state());
+  g.last_snapshot_index = base;
+  raft::Config c;
+  c.id = opts_.id;
+  c.group = gid;
+  c.storage = storage;
+  c.applied = applied;
+  c.election_timeout_ticks = opts_.election_ticks;
+  c.heartbeat_interval_ticks = opts_.heartbeat_ticks;
+  c.read_mode = opts_.read_mode;
+  c.msg_bytes_max = opts_.msg_bytes_max;
+  c.inflight_msgs_max = opts_.inflight_msgs_max;
+  c.uncommitted_bytes_max = opts_.uncommitted_bytes_max;
+  c.snapshot_chunk_bytes = opts_.snapshot_chunk_bytes;
+  c.random_seed = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) ^ opts_.id;
+  auto node = raft::Node::create(c);
+  if (!node.is_ok()) return node.status();
+  g.raft = std::move(node).value();
+  // A single founding member elects itself at once.
+  if (fresh && opts_.initial_members.size() <= 1 && !opts_.join) g.raft->campaign();
+  return Status::ok();
+}
+
+void Node::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  asio::error_code ec;
+  tick_timer_.cancel();
+  if (transport_) transport_->close();
+  for (auto& [gid, g] : groups_) {
+    for (auto& [idx, w] : g.waiters) w.cb(Status(Code::kIoError, "node stopping"), {});
+    g.waiters.clear();
+    for (auto& [cb, t] : g.reads_unasked) cb(Status(Code::kIoError, "node stopping"));
+    g.reads_unasked.clear();
+    for (auto& [ctx, rs] : g.reads_asked)
+      for (auto& r : rs) r.first(Status(Code::kIoError, "node stopping"));
+    g.reads_asked.clear();
+    for (auto& [i, r] : g.reads_ready) r.first(Status(Code::kIoError, "node stopping"));
+    g.reads_ready.clear();
+  }
+}
+
+void Node::fail_node(const std::string& why) {
+  if (!fatal_.empty()) return;
+  fatal_ = why;
+  std::fprintf(stderr, "quorumkv: FATAL: %s\n", why.c_str());
+  stop();
+}
+
+// ---------------------------------------------------------------------------
+// Ticks and the Ready loop
+
+void Node::schedule_tick() {
+  if (stopped_) return;
+  tick_timer_.expires_after(std::chrono::milliseconds(opts_.tick_ms));
+  auto alive = alive_;
+  tick_timer_.async_wait([this, alive](const asio::error_code& ec) {
+    if (ec || !*alive || stopped_) return;
+    tick();
+    schedule_tick();
+  });
+}
+
+void Node::tick() {
+  for (auto& [gid, g] : groups_) {
+    g.raft->tick();
+    expire_requests(g);
+    ask_reads(g);
+  }
+  kick();
+}
+
+void Node::kick() {
+  if (kicked_ || stopped_) return;
+  kicked_ = true;
+  auto alive = alive_;
+  asio::post(io_, [this, alive] {
+    if (!*alive) return;
+    kicked_ = false;
+    run_ready_loop();
+  });
+}
+
+void Node::send_all(std::vector<raftpb::Message>& msgs) {
+  for (auto& m : msgs) {
+    if (m.to() == opts_.id) continue;
+    if (!transport_->send(std::move(m))) {
+      // Unknown peer or full queue: Raft retransmits.
+    }
+  }
+}
+
+void Node::run_ready_loop() {
+  if (persisting_ || stopped_) return;
+  bool any = false;
+  for (auto& [gid, g] : groups_) {
+    if (!g.raft->has_ready()) continue;
+    g.ready = g.raft->ready();
+    raft::Ready& rd = *g.ready;
+    send_all(rd.messages);
+    if (Status s = log_store_->stage(gid, rd); !s.is_ok()) {
+      fail_node("cannot stage group " + std::to_string(gid) + ": " + s.to_string());
+      return;
+    }
+    any = true;
+  }
+  if (!any) return;
+  persisting_ = true;
+  auto alive = alive_;
+  asio::post(persist_pool_, [this, alive] {
+    auto t0 = Clock::now();
+    Status st = log_store_->flush();
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+    asio::post(io_, [this, alive, st, us] {
+      if (!*alive) return;
+      size_t b = 0;
+      while (b < fsync_bucket_us_.size() && static_cast<uint64_t>(us) > fsync_bucket_us_[b]) b++;
+      fsync_counts_[b]++;
+      on_persisted(st);
+    });
+  });
+}
+
+void Node::on_persisted(Status st) {
+  persisting_ = false;
+  if (!st.is_ok()) {
+    fail_node("WAL write failed: " + st.to_string());
+    return;
+  }
+  for (auto& [gid, g] : groups_) {
+    if (g.ready) finish_ready(g);
+    if (stopped_) return;
+  }
+  kick();
+}
+
+void Node::finish_ready(Group& g) {
+  raft::Ready rd = std::move(*g.ready);
+  g.ready.reset();
+  send_all(rd.messages_after_persist);
+  if (rd.snapshot) {
+    if (Status s = g.sm->restore(*rd.snapshot); !s.is_ok()) {
+      fail_node("cannot install snapshot: " + s.to_string());
+      return;
+    }
+    g.last_snapshot_index = rd.snapshot->metadata().index();
+  }
+  apply_committed(g, rd);
+  if (stopped_) return;
+  for (const auto& rs : rd.read_states) {
+    auto it = g.reads_asked.find(rs.context);
+    if (it == g.reads_asked.end()) continue;
+    for (auto& r : it->second) g.reads_ready.emplace(rs.index, std::move(r));
+    g.reads_asked.erase(it);
+  }
+  g.raft->advance();
+  if (rd.conf_state || rd.snapshot) update_peers_from_conf(g);
+  serve_reads(g);
+  // A soft-state change (lost leadership) fails what waits on this leader.
+  if (rd.soft_state && rd.soft_state->role != raft::Role::kLeader) {
+    for (auto& [ctx, rs] : g.reads_asked) {
+      for (auto& r : rs) r.first(leader_error(g));
+    }
+    g.reads_asked.clear();
+  }
+  maybe_snapshot(g);
+}
+
+void Node::apply_committed(Group& g, raft::Ready& rd) {
+  if (rd.committed_entries.empty()) return;
+  std::vector<std::string> results;
+  results.reserve(rd.committed_entries.size());
+  if (Status s = g.sm->apply(rd.committed_entries, rd.conf_state, &results); !s.is_ok()) {
+    fail_node("cannot apply entries: " + s.to_string());
+    return;
+  }
+  for (size_t i = 0; i < rd.committed_entries.size(); i++) {
+    const auto& e = rd.committed_entries[i];
+    if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
+      raftpb::ConfChange cc;
+      if (cc.ParseFromString(e.data())) {
+        auto addr = decode_member_context(cc.context());
+        for (const auto& ch : cc.changes()) {
+          if (ch.type() != raftpb::CONF_REMOVE_NODE && addr) addresses_[ch.node_id()] = *addr;
+        }
+      }
+    }
+    auto it = g.waiters.find(e.index());
+    if (it == g.waiters.end()) continue;
+    Waiter w = std::move(it->second);
+    g.waiters.erase(it);
+    if (w.term == e.term()) {
+      w.cb(Status::ok(), i < results.size() ? std::move(results[i]) : std::string());
+    } else {
+      w.cb(Status(Code::kNotLeader, "proposal lost to a leader change (not applied)"), {});
+    }
+  }
+  // Waiters at indexes now owned by another term can never succeed.
+  uint64_t last = rd.committed_entries.back().index();
+  while (!g.waiters.empty() && g.waiters.begin()->first <= last) {
+    auto w = std::move(g.waiters.begin()->second);
+    g.waiters.erase(g.waiters.begin());
+    w.cb(Status(Code::kNotLeader, "proposal lost to a leader change (not applied)"), {});
+  }
+}
+
+void Node::update_peers_from_conf(Group& g) {
+  raftpb::ConfState cs = g.raft->conf_state();
+  std::set<uint64_t> members;
+  for (auto id : cs.voters()) members.insert(id);
+  for (auto id : cs.learners()) members.insert(id);
+  for (auto id : cs.voters_outgoing()) members.insert(id);
+  for (auto id : cs.learners_next()) members.insert(id);
+  for (uint64_t id : members) {
+    if (id == opts_.id) continue;
+    auto a = addresses_.find(id);
+    if (a != addresses_.end()) transport_->add_peer(id, a->second.host, a->second.port);
+  }
+  save_peers(opts_.data_dir, addresses_);
+}
+
+void Node::maybe_snapshot(Group& g) {
+  uint64_t applied = g.sm->applied_index();
+  if (opts_.snapshot_entries == 0 || applied < g.last_snapshot_index + opts_.snapshot_entries) {
+    return;
+  }
+  (void)take_snapshot(g.id);
+}
+
+Status Node::take_snapshot(uint64_t gid) {
+  auto it = groups_.find(gid);
+  if (it == groups_.end()) return Status(Code::kNotFound, "no such group");
+  Group& g = it->second;
+  if (g.ready) return Status(Code::kUnavailable, "a Ready is being persisted; try again");
+  auto snap = g.sm->snapshot();
+  if (!snap.is_ok()) return snap.status();
+  if ((*snap)->metadata().index() <= g.last_snapshot_index) return Status::ok();
+  if (Status s = log_store_->compact(gid, *snap); !s.is_ok()) {
+    fail_node("cannot compact the log: " + s.to_string());
+    return s;
+  }
+  g.last_snapshot_index = (*snap)->metadata().index();
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+Status Node::leader_error(const Group& g) const {
+  uint64_t lead = g.raft->leader();
+  if (lead == raft::kNone || lead == opts_.id) {
+    return Status(Code::kNoLeader, "no leader is known");
+  }
+  return Status(Code::kNotLeader, std::to_string(lead));
+}
+
+void Node::propose(uint64_t gid, std::string payload, ProposeCallback cb) {
+  auto it = groups_.find(gid);
+  if (stopped_ || it == groups_.end()) {
+    cb(Status(Code::kNotFound, "no such group"), {});
+    return;
+  }
+  Group& g = it->second;
+  auto p = g.raft->propose(std::move(payload));
+  if (!p.is_ok()) {
+    if (p.code() == Code::kNotLeader) {
+      cb(leader_error(g), {});
+    } else {
+      cb(p.status(), {});
+    }
+    return;
+  }
+  g.waiters[p->index] =
+      Waiter{p->term, std::move(cb),
+             Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms)};
+  kick();
+}
+
+void Node::read_barrier(uint64_t gid, ReadCallback cb) {
+  auto it = groups_.find(gid);
+  if (stopped_ || it == groups_.end()) {
+    cb(Status(Code::kNotFound, "no such group"));
+    return;
+  }
+  Group& g = it->second;
+  if (g.raft->leader() == raft::kNone) {
+    cb(Status(Code::kNoLeader, "no leader is known"));
+    return;
+  }
+  g.reads_unasked.emplace_back(std::move(cb),
+                               Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms));
+  // Ask at once if nothing is in flight; otherwise the next round (after
+  // the current one returns) takes every read that arrived meanwhile.
+  if (g.reads_asked.empty()) ask_reads(g);
+}
+
+void Node::ask_reads(Group& g) {
+  if (g.reads_unasked.empty()) return;
+  std::string ctx = std::to_string(opts_.id) + "/" + std::to_string(++g.read_seq);
+  Status s = g.raft->read_index(ctx);
+  if (!s.is_ok()) {
+    for (auto& [cb, t] : g.reads_unasked) cb(s);
+    g.reads_unasked.clear();
+    return;
+  }
+  auto& slot = g.reads_asked[ctx];
+  for (auto& r : g.reads_unasked) slot.push_back(std::move(r));
+  g.reads_unasked.clear();
+  kick();
+}
+
+void Node::serve_reads(Group& g) {
+  uint64_t applied = g.sm->applied_index();
+  while (!g.reads_ready.empty() && g.reads_ready.begin()->first <= applied) {
+    auto r = std::move(g.reads_ready.begin()->second);
+    g.reads_ready.erase(g.reads_ready.begin());
+    r.first(Status::ok());
+  }
+  if (!g.reads_unasked.empty() && g.reads_asked.empty()) ask_reads(g);
+}
+
+void Node::expire_requests(Group& g) {
+  auto now = Clock::now();
+  for (auto it = g.waiters.begin(); it != g.waiters.end();) {
+    if (it->second.deadline <= now) {
+      auto cb = std::move(it->second.cb);
+      it = g.waiters.erase(it);
+      cb(Status(Code::kTimedOut, "not committed in time; the outcome is unknown"), {});
+    } else {
+      ++it;
+    }
+  }
+  // A read round whose answer was lost (leader change, dropped message)
+  // fails its readers at their deadline; they may retry.
+  for (auto it = g.reads_asked.begin(); it != g.reads_asked.end();) {
+    auto& rs = it->second;
+    for (size_t i = 0; i < rs.size();) {
+      if (rs[i].second <= now) {
+        auto cb = std::move(rs[i].first);
+        rs.erase(rs.begin() + static_cast<long>(i));
+        cb(Status(Code::kTimedOut, "no read index from a leader in time"));
+      } else {
+        i++;
+      }
+    }
+    it = rs.empty() ? g.reads_asked.erase(it) : std::next(it);
+  }
+  for (auto it = g.reads_ready.begin(); it != g.reads_ready.end();) {
+    if (it->second.second <= now) {
+      auto cb = std::move(it->second.first);
+      it = g.reads_ready.erase(it);
+      cb(Status(Code::kTimedOut, "the state machine did not catch up in time"));
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Node::on_raft_message(raftpb::Message&& m) {
+  auto it = groups_.find(m.group());
+  if (it == groups_.end() || stopped_) return;
+  (void)it->second.raft->step(m);
+  kick();
+}
+
+void Node::add_member(uint64_t gid, uint64_t id, const PeerAddress& addr, bool learner,
+                      ProposeCallback cb) {
+  auto it = groups_.find(gid);
+  if (it == groups_.end()) {
+    cb(Status(Code::kNotFound, "no such group"), {});
+    return;
+  }
+  raftpb::ConfChange cc;
+  auto* ch = cc.add_changes();
+  ch->set_type(learner ? raftpb::CONF_ADD_LEARNER : raftpb::CONF_ADD_VOTER);
+  ch->set_node_id(id);
+  cc.set_context(encode_member_context(addr));
+  addresses_[id] = addr;
+  if (id != opts_.id) transport_->add_peer(id, addr.host, addr.port);
+  Group& g = it->second;
+  auto p = g.raft->propose_conf_change(cc);
+  if (!p.is_ok()) {
+    cb(p.code() == Code::kNotLeader ? leader_error(g) : p.status(), {});
+    return;
+  }
+  g.waiters[p->index] =
+      Waiter{p->term, std::move(cb),
+             Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms)};
+  kick();
+}
+
+void Node::remove_member(uint64_t gid, uint64_t id, ProposeCallback cb) {
+  auto it = groups_.find(gid);
+  if (it == groups_.end()) {
+    cb(Status(Code::kNotFound, "no such group"), {});
+    return;
+  }
+  raftpb::ConfChange cc;
+  auto* ch = cc.add_changes();
+  ch->set_type(raftpb::CONF_REMOVE_NODE);
+  ch->set_node_id(id);
+  Group& g = it->second;
+  auto p = g.raft->propose_conf_change(cc);
+  if (!p.is_ok()) {
+    cb(p.code() == Code::kNotLeader ? leader_error(g) : p.status(), {});
+    return;
+  }
+  g.waiters[p->index] =
+      Waiter{p->term, std::move(cb),
+             Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms)};
+  kick();
+}
+
+Status Node::transfer_leader(uint64_t gid, uint64_t to) {
+  auto it = groups_.find(gid);
+  if (it == groups_.end()) return Status(Code::kNotFound, "no such group");
+  Status s = it->second.raft->transfer_leader(to);
+  kick();
+  return s;
+}
+
+uint64_t Node::leader(uint64_t gid) const {
+  auto it = groups_.find(gid);
+  return it == groups_.end() ? raft::kNone : it->second.raft->leader();
+}
+
+bool Node::is_leader(uint64_t gid) const {
+  auto it = groups_.find(gid);
+  return it != groups_.end() && it->second.raft->role() == raft::Role::kLeader;
+}
+
+std::optional<PeerAddress> Node::peer_address(uint64_t id) const {
+  auto it = addresses_.find(id);
+  if (it == addresses_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<GroupStatus> Node::status() const {
+  std::vector<GroupStatus> out;
+  for (const auto& [gid, g] : groups_) {
+    GroupStatus s;
+    s.group = gid;
+    s.raft = g.raft->status();
+    s.applied = g.sm->applied_index();
+    s.snapshot_index = g.last_snapshot_index;
+    s.first_index = log_store_->group(gid)->first_index();
+    s.pending_proposals = g.waiters.size();
+    s.pending_reads = g.reads_unasked.size() + g.reads_ready.size();
+    for (const auto& [ctx, rs] : g.reads_asked) s.pending_reads += rs.size();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Node::fsync_histogram() const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (size_t i = 0; i < fsync_counts_.size(); i++) {
+    out.emplace_back(i < fsync_bucket_us_.size() ? fsync_bucket_us_[i] : UINT64_MAX,
+                     fsync_counts_[i]);
+  }
+  return out;
+}
+
+}  // namespace qkv::cluster

@@ -1,0 +1,220 @@
+// cluster::Node: one quorumkv process. It hosts Raft groups (group 1 today;
+// every structure is keyed by group id for sharding later), drives each
+// group's Ready loop, and owns the node's WAL (LogStore), applied state
+// (through each group's GroupStateMachine) and peer transport.
+//
+// The Ready loop (DESIGN.md, node.h):
+//   io thread:      ready() of every group; send `messages` at once; stage
+//   persist thread: one WAL write + fdatasync for every group's batch
+//   io thread:      send `messages_after_persist`; apply committed entries;
+//                   answer proposals and reads; advance(); loop
+// While a batch is being persisted the io thread keeps stepping messages,
+// taking proposals and ticking, so the next batch grows (group commit).
+//
+// Thread-safety: every public call on the io_context's thread.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "base/status.h"
+#include "net/transport.h"
+#include "raft/node.h"
+#include "storage/log_store.h"
+
+namespace qkv::cluster {
+
+struct PeerAddress {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct NodeOptions {
+  uint64_t id = 1;
+  uint64_t cluster_id = 0;
+  std::string data_dir = "./quorumkv-data";
+  std::string peer_host = "127.0.0.1";
+  uint16_t peer_port = 0;  // 0 picks a free port
+  // Founding members (id -> peer address), this node included. Used only
+  // when the data directory is new.
+  std::map<uint64_t, PeerAddress> initial_members;
+  // Join an existing cluster (as a learner added by an operator) instead of
+  // founding one: start with an empty log and wait for the leader.
+  bool join = false;
+
+  int tick_ms = 50;
+  int election_ticks = 10;
+  int heartbeat_ticks = 1;
+  raft::ReadMode read_mode = raft::ReadMode::kReadIndex;
+  // A proposal or read not done within this time fails (outcome unknown
+  // for a write).
+  int request_timeout_ms = 3000;
+  // Take a snapshot and compact the log every this many applied entries.
+  uint64_t snapshot_entries = 20000;
+  // Raft limits (see raft::Config).
+  uint64_t msg_bytes_max = 1 << 20;
+  uint64_t inflight_msgs_max = 256;
+  uint64_t uncommitted_bytes_max = 64 << 20;
+  uint64_t snapshot_chunk_bytes = 1 << 20;
+  storage::WalOptions wal;
+  net::TransportOptions transport;
+};
+
+// What a group's state machine does with committed entries. Implemented by
+// the kv layer. Called on the io thread.
+class GroupStateMachine {
+ public:
+  virtual ~GroupStateMachine() = default;
+  // Applies committed entries in order (normal and conf-change; index
+  // increasing, starting at applied_index() + 1) and makes their effects and
+  // the new applied index (and `conf`, if set: the membership afterwards)
+  // atomic. For each entry, appends the result for its proposer (may be
+  // empty). A failure is fatal for the node.
+  virtual Status apply(const std::vector<raftpb::Entry>& entries,
+                       const std::optional<raftpb::ConfState>& conf,
+                       std::vector<std::string>* results) = 0;
+  // Replaces the whole state with a snapshot's (its data is what
+  // snapshot() produced on some replica).
+  virtual Status restore(const raftpb::Snapshot& snapshot) = 0;
+  // A snapshot of the applied state, durable enough that the log up to its
+  // index may be dropped.
+  virtual Result<std::shared_ptr<const raftpb::Snapshot>> snapshot() = 0;
+  virtual uint64_t applied_index() const = 0;
+  virtual raftpb::ConfState conf_state() const = 0;
+};
+
+using StateMachineFactory =
+    std::function<Result<std::unique_ptr<GroupStateMachine>>(uint64_t group)>;
+
+struct GroupStatus {
+  uint64_t group = 0;
+  raft::NodeStatus raft;
+  uint64_t applied = 0;
+  uint64_t snapshot_index = 0;
+  uint64_t first_index = 0;
+  size_t pending_proposals = 0;
+  size_t pending_reads = 0;
+};
+
+class Node {
+ public:
+  using ProposeCallback = std::function<void(Status, std::string result)>;
+  using ReadCallback = std::function<void(Status)>;
+  using ForwardHandler = std::function<void(uint64_t from, netpb::Forward&&)>;
+
+  Node(asio::io_context& io, NodeOptions options, StateMachineFactory factory);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Opens the stores, recovers or bootstraps group 1, listens for peers and
+  // starts ticking.
+  Status start();
+  // Stops ticking and closes connections. In-flight requests fail.
+  void stop();
+
+  // Proposes a command. cb runs once it is applied (with the state
+  // machine's result), or fails: kNotLeader (message names the leader),
+  // kNoLeader, kTimedOut (outcome unknown), kTransferInProgress, ...
+  void propose(uint64_t group, std::string payload, ProposeCallback cb);
+  // Linearizable read barrier: cb(OK) once the local state machine has
+  // applied everything committed before the call (ReadIndex, or the lease).
+  // Reads are batched: one ReadIndex round serves every read waiting.
+  void read_barrier(uint64_t group, ReadCallback cb);
+
+  // Membership and leadership (leader only; kNotLeader otherwise). Node
+  // addresses travel in the change's context.
+  void add_member(uint64_t group, uint64_t id, const PeerAddress& addr, bool learner,
+                  ProposeCallback cb);
+  void remove_member(uint64_t group, uint64_t id, ProposeCallback cb);
+  Status transfer_leader(uint64_t group, uint64_t to);
+  Status take_snapshot(uint64_t group);
+
+  uint64_t id() const { return opts_.id; }
+  uint64_t leader(uint64_t group) const;
+  bool is_leader(uint64_t group) const;
+  std::optional<PeerAddress> peer_address(uint64_t id) const;
+  std::vector<GroupStatus> status() const;
+  uint16_t peer_port() const { return transport_->listen_port(); }
+  net::PeerTransport& transport() { return *transport_; }
+  void set_forward_handler(ForwardHandler h) { forward_handler_ = std::move(h); }
+  // A fatal storage error stops the node; this says why (empty if fine).
+  const std::string& fatal_error() const { return fatal_; }
+  // fdatasync latency histogram of the WAL (bucket upper bounds in us).
+  std::vector<std::pair<uint64_t, uint64_t>> fsync_histogram() const;
+
+ private:
+  struct Waiter {
+    uint64_t term;
+    ProposeCallback cb;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct Group {
+    uint64_t id = 0;
+    std::unique_ptr<raft::Node> raft;
+    std::unique_ptr<GroupStateMachine> sm;
+    std::map<uint64_t, Waiter> waiters;  // by log index
+    // Reads waiting for a ReadIndex round to be asked, asked, or applied.
+    using PendingRead = std::pair<ReadCallback, std::chrono::steady_clock::time_point>;
+    std::vector<PendingRead> reads_unasked;
+    std::map<std::string, std::vector<PendingRead>> reads_asked;  // by ctx
+    std::multimap<uint64_t, PendingRead> reads_ready;             // by read index
+    uint64_t read_seq = 0;
+    uint64_t last_snapshot_index = 0;
+    std::optional<raft::Ready> ready;  // handed out, being persisted
+  };
+
+  Status open_group(uint64_t group, bool fresh);
+  void tick();
+  void schedule_tick();
+  void kick();  // runs the Ready loop soon
+  void run_ready_loop();
+  void on_persisted(Status st);
+  void finish_ready(Group& g);
+  void apply_committed(Group& g, raft::Ready& rd);
+  void serve_reads(Group& g);
+  void ask_reads(Group& g);
+  void expire_requests(Group& g);
+  void maybe_snapshot(Group& g);
+  void on_raft_message(raftpb::Message&& m);
+  void send_all(std::vector<raftpb::Message>& msgs);
+  void update_peers_from_conf(Group& g);
+  void fail_node(const std::string& why);
+  Status leader_error(const Group& g) const;
+
+  asio::io_context& io_;
+  NodeOptions opts_;
+  StateMachineFactory factory_;
+  std::unique_ptr<storage::PosixFileSystem> fs_;
+  std::unique_ptr<storage::LogStore> log_store_;
+  std::unique_ptr<net::PeerTransport> transport_;
+  std::map<uint64_t, Group> groups_;
+  std::map<uint64_t, PeerAddress> addresses_;
+  asio::steady_timer tick_timer_;
+  asio::thread_pool persist_pool_{1};
+  bool persisting_ = false;
+  bool kicked_ = false;
+  bool stopped_ = false;
+  std::string fatal_;
+  ForwardHandler forward_handler_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // fdatasync latency histogram buckets (us) and counts.
+  std::vector<uint64_t> fsync_bucket_us_{100, 250, 500, 1000, 2500, 5000, 10000, 25000,
+                                         50000, 100000, 250000, 1000000};
+  std::vector<uint64_t> fsync_counts_ = std::vector<uint64_t>(13, 0);
+};
+
+// Context of a ConfChange proposed by add_member: "host:port".
+std::string encode_member_context(const PeerAddress& a);
+std::optional<PeerAddress> decode_member_context(std::string_view s);
+
+}  // namespace qkv::cluster
