@@ -264,6 +264,10 @@ void Node::on_persisted(Status st) {
 void Node::finish_ready(Group& g) {
   raft::Ready rd = std::move(*g.ready);
   g.ready.reset();
+  // Messages of a term this node has left are stale (node.h, step 3).
+  uint64_t term = g.raft->term();
+  std::erase_if(rd.messages_after_persist,
+                [term](const raftpb::Message& m) { return m.term() != 0 && m.term() < term; });
   send_all(rd.messages_after_persist);
   if (rd.snapshot) {
     if (Status s = g.sm->restore(*rd.snapshot); !s.is_ok()) {

@@ -145,6 +145,14 @@ Ready Node::ready() {
   rd.committed_entries = log.next_committed_entries();
   rd.messages = raft_->take_messages();
   rd.messages_after_persist = raft_->take_messages_after_persist();
+  // A message generated in an earlier term is stale. It must not leave: an
+  // append response queued in term t could otherwise acknowledge entries
+  // that a leader of a later term truncated before they were ever persisted
+  // (found by the simulator; a truncation always comes with a new term).
+  uint64_t term = raft_->term();
+  auto stale = [term](const Message& m) { return m.term() != 0 && m.term() < term; };
+  std::erase_if(rd.messages, stale);
+  std::erase_if(rd.messages_after_persist, stale);
   if (vote_changed && !rd.messages.empty()) {
     // Nothing may leave before a new term or vote is durable.
     rd.messages.insert(rd.messages.end(), std::make_move_iterator(rd.messages_after_persist.begin()),

@@ -13,7 +13,10 @@
 // Handling a Ready, in this order:
 //   1. Send `messages` (may go at once, in parallel with step 2).
 //   2. Persist `snapshot`, then `entries`, then `hard_state` (one sync).
-//   3. Send `messages_after_persist` — only after step 2 is durable.
+//   3. Send `messages_after_persist` — only after step 2 is durable. Any of
+//      them whose term is below term() by then may be dropped: the node has
+//      moved on (step() may run while a Ready is persisted) and they are
+//      stale; the receivers would ignore them or treat them as delayed.
 //   4. Apply `snapshot` and `committed_entries` to the state machine, in order.
 //      Serve `read_states` once the applied index reaches their index.
 //   5. Call advance(). Exactly one Ready is outstanding at a time.

@@ -339,12 +339,17 @@ Status Raft::step(const Message& m) {
       r.set_to(m.from());
       r.set_type(raftpb::MSG_APP_RESP);
       send(std::move(r));
-    } else if (m.type() == raftpb::MSG_PRE_VOTE) {
+    } else if (m.type() == raftpb::MSG_PRE_VOTE || m.type() == raftpb::MSG_VOTE) {
+      // Reject with our term (Raft paper Figure 2) so the candidate learns
+      // it: a candidate stuck below the term of a voter it needs would
+      // otherwise never be elected (found by the simulator).
       Message r;
       r.set_to(m.from());
       r.set_term(term_);
-      r.set_type(raftpb::MSG_PRE_VOTE_RESP);
+      r.set_type(vote_resp_type(m.type()));
       r.set_reject(true);
+      r.set_commit(log_.committed());
+      r.set_log_term(log_.zero_term_on_error(log_.committed()));
       send(std::move(r));
     }
     return Status::ok();

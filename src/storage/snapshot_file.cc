@@ -106,8 +106,8 @@ bool parse_frame(std::string_view file, uint64_t off, Frame* f, uint64_t* err_of
     return false;
   }
   if (left - kSnapshotFrameHeaderBytes < len) {
-    *err = std::string(type == kSnapshotBlockType ? "block" : "trailer") +
-           " truncated: expected " + std::to_string(len) + " body bytes, found " +
+    *err = std::string(type == kSnapshotBlockType ? "block" : "trailer") + " truncated: expected " +
+           std::to_string(len) + " body bytes, found " +
            std::to_string(left - kSnapshotFrameHeaderBytes);
     return false;
   }
@@ -419,8 +419,8 @@ Status SnapshotReader::load_frame() {
                                         ", computed " + hex32(crc_));
     }
     if (f.end != bytes_.size()) {
-      return corrupt(f.end, std::to_string(bytes_.size() - f.end) +
-                                " unexpected bytes after the trailer");
+      return corrupt(f.end,
+                     std::to_string(bytes_.size() - f.end) + " unexpected bytes after the trailer");
     }
     info_.meta = meta_;
     info_.bytes = bytes_.size();
@@ -432,7 +432,8 @@ Status SnapshotReader::load_frame() {
   }
   // A block: check every record's framing and the key order first.
   const uint64_t n = f.body.size();
-  if (n < 4) return corrupt(body_off, "block of " + std::to_string(n) + " bytes has no record count");
+  if (n < 4)
+    return corrupt(body_off, "block of " + std::to_string(n) + " bytes has no record count");
   const uint32_t count = get_u32(body);
   if (count == 0) return corrupt(body_off, "block with no records");
   uint64_t pos = 4;
@@ -440,18 +441,16 @@ Status SnapshotReader::load_frame() {
   bool have_prev = records_ > 0;
   for (uint32_t i = 0; i < count; i++) {
     if (n - pos < 8) {
-      return corrupt(body_off + pos, "record " + std::to_string(i) + " of " +
-                                         std::to_string(count) +
-                                         ": truncated lengths: expected 8 bytes, found " +
-                                         std::to_string(n - pos));
+      return corrupt(body_off + pos,
+                     "record " + std::to_string(i) + " of " + std::to_string(count) +
+                         ": truncated lengths: expected 8 bytes, found " + std::to_string(n - pos));
     }
     const uint64_t klen = get_u32(body + pos), vlen = get_u32(body + pos + 4);
     if (n - pos - 8 < klen + vlen) {
-      return corrupt(body_off + pos, "record " + std::to_string(i) + " of " +
-                                         std::to_string(count) + ": expected " +
-                                         std::to_string(klen + vlen) +
-                                         " key and value bytes, found " +
-                                         std::to_string(n - pos - 8));
+      return corrupt(body_off + pos,
+                     "record " + std::to_string(i) + " of " + std::to_string(count) +
+                         ": expected " + std::to_string(klen + vlen) +
+                         " key and value bytes, found " + std::to_string(n - pos - 8));
     }
     std::string_view key(body + pos + 8, klen);
     if (have_prev && key <= prev) {
@@ -553,8 +552,8 @@ Result<std::unique_ptr<SnapshotSender>> SnapshotSender::open(FileSystem* fs,
 Result<SnapshotChunk> SnapshotSender::read_chunk(uint64_t offset, uint64_t max_bytes) const {
   if (offset > bytes_.size()) {
     return Status(Code::kInvalidArgument, "snapshot chunk offset " + std::to_string(offset) +
-                                              " is past the end (" +
-                                              std::to_string(bytes_.size()) + " bytes)");
+                                              " is past the end (" + std::to_string(bytes_.size()) +
+                                              " bytes)");
   }
   if (max_bytes == 0) return Status(Code::kInvalidArgument, "empty snapshot chunk requested");
   SnapshotChunk c;
@@ -570,8 +569,9 @@ Result<SnapshotChunk> SnapshotSender::read_chunk(uint64_t offset, uint64_t max_b
 
 std::string snapshot_receive_file_name(const SnapshotOffer& o) {
   char b[128];
-  std::snprintf(b, sizeof b, "snap-%016" PRIx64 "-%016" PRIx64 "-%016" PRIx64 "-%016" PRIx64
-                             "-%08" PRIx32 ".part",
+  std::snprintf(b, sizeof b,
+                "snap-%016" PRIx64 "-%016" PRIx64 "-%016" PRIx64 "-%016" PRIx64 "-%08" PRIx32
+                ".part",
                 o.group, o.index, o.term, o.total_bytes, o.file_crc);
   return b;
 }
@@ -595,8 +595,8 @@ Result<std::unique_ptr<SnapshotReceiver>> SnapshotReceiver::open(
                                               " bytes exceeds snapshot_bytes_max " +
                                               std::to_string(options.snapshot_bytes_max));
   }
-  if (offer.total_bytes < kSnapshotHeaderFixedBytes + 4 + kSnapshotFrameHeaderBytes +
-                              kSnapshotTrailerBodyBytes) {
+  if (offer.total_bytes <
+      kSnapshotHeaderFixedBytes + 4 + kSnapshotFrameHeaderBytes + kSnapshotTrailerBodyBytes) {
     return Status(Code::kInvalidArgument,
                   "snapshot of " + std::to_string(offer.total_bytes) + " bytes is too small");
   }
@@ -637,9 +637,9 @@ Result<std::unique_ptr<SnapshotReceiver>> SnapshotReceiver::open(
     raftpb::SnapshotMetadata meta;
     uint64_t err_off = 0;
     std::string err;
-    if (keep > 0 && (parse_header(*data, &meta, &err_off, &err) == 0 ||
-                     meta.group() != offer.group || meta.index() != offer.index ||
-                     meta.term() != offer.term)) {
+    if (keep > 0 &&
+        (parse_header(*data, &meta, &err_off, &err) == 0 || meta.group() != offer.group ||
+         meta.index() != offer.index || meta.term() != offer.term)) {
       keep = 0;
     }
     if (keep > offer.total_bytes || (complete && keep != offer.total_bytes)) keep = 0;
@@ -669,17 +669,17 @@ Result<uint64_t> SnapshotReceiver::write_chunk(uint64_t offset, std::string_view
                                               std::to_string(opts_.chunk_bytes_max));
   }
   if (offset > offer_.total_bytes || data.size() > offer_.total_bytes - offset) {
-    return Status(Code::kInvalidArgument,
-                  "snapshot chunk [" + std::to_string(offset) + ", " +
-                      std::to_string(offset + data.size()) + ") runs past the snapshot's " +
-                      std::to_string(offer_.total_bytes) + " bytes");
+    return Status(Code::kInvalidArgument, "snapshot chunk [" + std::to_string(offset) + ", " +
+                                              std::to_string(offset + data.size()) +
+                                              ") runs past the snapshot's " +
+                                              std::to_string(offer_.total_bytes) + " bytes");
   }
   const uint32_t got = crc32c(data);
   if (got != crc) {
     return Status(Code::kCorruption, "snapshot chunk of group " + std::to_string(offer_.group) +
-                                          " at offset " + std::to_string(offset) +
-                                          ": checksum mismatch: expected crc32c " + hex32(crc) +
-                                          ", computed " + hex32(got));
+                                         " at offset " + std::to_string(offset) +
+                                         ": checksum mismatch: expected crc32c " + hex32(crc) +
+                                         ", computed " + hex32(got));
   }
   // A gap (an earlier chunk was lost) or a duplicate: the sender continues
   // from what we hold.
@@ -728,13 +728,11 @@ Status SnapshotReceiver::install() {
         info->bytes != offer_.total_bytes || info->file_crc != offer_.file_crc) {
       char b[256];
       std::snprintf(b, sizeof b,
-                    "snapshot: %s: not the file offered: expected group %" PRIu64
-                    " index %" PRIu64 " term %" PRIu64 " bytes %" PRIu64
-                    " crc32c %08" PRIx32 ", found group %" PRIu64 " index %" PRIu64
-                    " term %" PRIu64 " bytes %" PRIu64 " crc32c %08" PRIx32,
+                    "snapshot: %s: not the file offered: expected group %" PRIu64 " index %" PRIu64
+                    " term %" PRIu64 " bytes %" PRIu64 " crc32c %08" PRIx32 ", found group %" PRIu64
+                    " index %" PRIu64 " term %" PRIu64 " bytes %" PRIu64 " crc32c %08" PRIx32,
                     path_.c_str(), offer_.group, offer_.index, offer_.term, offer_.total_bytes,
-                    offer_.file_crc, m.group(), m.index(), m.term(), info->bytes,
-                    info->file_crc);
+                    offer_.file_crc, m.group(), m.index(), m.term(), info->bytes, info->file_crc);
       return Status(Code::kCorruption, b);
     }
     return Status::ok();

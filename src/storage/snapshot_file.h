@@ -65,10 +65,10 @@ struct SnapshotFileInfo {
 
 struct TransferProgress {
   uint64_t bytes_done = 0;
-  uint64_t bytes_total = 0;       // 0 when unknown
-  uint64_t elapsed_ms = 0;        // since this attempt started
-  double rate_bytes_per_s = 0;    // bytes moved by this attempt / elapsed
-  double eta_s = -1;              // estimated seconds left; -1 when unknown
+  uint64_t bytes_total = 0;     // 0 when unknown
+  uint64_t elapsed_ms = 0;      // since this attempt started
+  double rate_bytes_per_s = 0;  // bytes moved by this attempt / elapsed
+  double eta_s = -1;            // estimated seconds left; -1 when unknown
 };
 
 // Milliseconds from some fixed point; injected so tests control time.
@@ -181,7 +181,8 @@ class SnapshotReader final : public RecordSource {
   uint64_t records() const { return records_; }
 
  private:
-  SnapshotReader(std::string_view bytes, std::string name) : bytes_(bytes), name_(std::move(name)) {}
+  SnapshotReader(std::string_view bytes, std::string name)
+      : bytes_(bytes), name_(std::move(name)) {}
   Status parse_header();
   Status load_frame();
   Status corrupt(uint64_t offset, const std::string& what);
@@ -190,12 +191,12 @@ class SnapshotReader final : public RecordSource {
   std::string_view bytes_;
   std::string name_;
   raftpb::SnapshotMetadata meta_;
-  uint64_t off_ = 0;          // next frame
-  uint32_t crc_ = 0;          // crc32c of bytes_[0, off_)
-  std::string_view block_;    // records of the current block not yet returned
-  uint32_t block_left_ = 0;   // how many
+  uint64_t off_ = 0;         // next frame
+  uint32_t crc_ = 0;         // crc32c of bytes_[0, off_)
+  std::string_view block_;   // records of the current block not yet returned
+  uint32_t block_left_ = 0;  // how many
   uint64_t block_offset_ = 0;
-  std::string last_key_;      // last key of the previous blocks
+  std::string last_key_;  // last key of the previous blocks
   uint64_t records_ = 0, blocks_ = 0;
   bool done_ = false;
   Status error_;
@@ -254,8 +255,8 @@ class SnapshotSender {
 };
 
 struct SnapshotReceiverOptions {
-  uint64_t snapshot_bytes_max = 64ull << 30;   // larger offers are refused
-  uint64_t chunk_bytes_max = 16ull << 20;      // larger chunks are refused
+  uint64_t snapshot_bytes_max = 64ull << 30;  // larger offers are refused
+  uint64_t chunk_bytes_max = 16ull << 20;     // larger chunks are refused
   // Sync the partial file after this many new bytes, so a power loss costs
   // at most this much retransmission (0: sync only when complete).
   uint64_t sync_interval_bytes = 8ull << 20;

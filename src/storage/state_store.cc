@@ -74,9 +74,9 @@ std::string encode_applied(uint64_t index, uint64_t term) {
 
 Status from_rocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::ok();
-  Code code = s.IsNoSpace()      ? Code::kNoSpace
-              : s.IsCorruption() ? Code::kCorruption
-              : s.IsNotFound()   ? Code::kNotFound
+  Code code = s.IsNoSpace()           ? Code::kNoSpace
+              : s.IsCorruption()      ? Code::kCorruption
+              : s.IsNotFound()        ? Code::kNotFound
               : s.IsInvalidArgument() ? Code::kInvalidArgument
                                       : Code::kIoError;
   return Status(code, what + ": " + s.ToString());
@@ -138,15 +138,16 @@ GroupSnapshot::~GroupSnapshot() {
 }
 
 Result<bool> GroupSnapshot::next(std::string_view* key, std::string_view* value) {
+  if (done_) return false;
   if (!started_) {
     it_->Seek(state_data_key(meta_.group(), ""));
     started_ = true;
   } else {
-    QKV_CHECK(it_->Valid()) << "GroupSnapshot::next() after the end";
     it_->Next();
   }
   if (!it_->Valid()) {
     if (Status s = from_rocks(it_->status(), "snapshot iterator"); !s.is_ok()) return s;
+    done_ = true;
     return false;
   }
   rocksdb::Slice k = it_->key();
@@ -203,6 +204,9 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir,
   o.max_write_buffer_number = options.write_buffers_max;
   o.max_background_jobs = options.background_jobs;
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // RocksDB's informational LOG files: keep a bounded number.
+  o.keep_log_file_num = 5;
+  o.max_log_file_size = 16ull << 20;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -228,18 +232,17 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir,
     std::string v;
     put_u64_le(v, kLayoutVersion);
     rocksdb::WriteOptions wo;
-    wo.sync = !options.disable_rocksdb_wal;
     wo.disableWAL = options.disable_rocksdb_wal;
     if (Status s = from_rocks(db->Put(wo, kVersionKey, v), "write layout version"); !s.is_ok()) {
       return s;
     }
-    if (options.disable_rocksdb_wal) {
-      if (Status s = from_rocks(db->Flush(rocksdb::FlushOptions()), "flush"); !s.is_ok()) return s;
-    }
+    // Into an SST at once, so it never depends on RocksDB's WAL.
+    if (Status s = from_rocks(db->Flush(rocksdb::FlushOptions()), "flush"); !s.is_ok()) return s;
   } else if (!rs.ok()) {
     return from_rocks(rs, "read layout version");
   } else if (version.size() != 8 || get_u64_le(version.data()) != kLayoutVersion) {
-    return Status(Code::kCorruption, "state store " + dir + ": unsupported layout version (expected " +
+    return Status(Code::kCorruption, "state store " + dir +
+                                         ": unsupported layout version (expected " +
                                          std::to_string(kLayoutVersion) + ")");
   }
   if (Status s = store->load_metadata(); !s.is_ok()) return s;
@@ -263,9 +266,8 @@ Status StateStore::load_metadata() {
     if (name == kAppliedName) {
       if (v.size() != 16) {
         return Status(Code::kCorruption, "state store " + dir_ + ": group " +
-                                             std::to_string(group) +
-                                             ": applied value of " + std::to_string(v.size()) +
-                                             " bytes, expected 16");
+                                             std::to_string(group) + ": applied value of " +
+                                             std::to_string(v.size()) + " bytes, expected 16");
       }
       a.index = get_u64_le(v.data());
       a.term = get_u64_le(v.data() + 8);
@@ -310,8 +312,10 @@ Status StateStore::apply(StateBatch& batch, uint64_t applied_index, uint64_t app
     std::lock_guard<std::mutex> lock(mu_);
     auto it = applied_.find(group);
     if (it != applied_.end()) {
-      QKV_CHECK_LT(it->second.index, applied_index) << "group " << group << ": applied index must increase";
-      QKV_CHECK_LE(it->second.term, applied_term) << "group " << group << ": applied term went back";
+      QKV_CHECK_LT(it->second.index, applied_index)
+          << "group " << group << ": applied index must increase";
+      QKV_CHECK_LE(it->second.term, applied_term)
+          << "group " << group << ": applied term went back";
     }
   }
   if (batch.bytes() > opts_.batch_bytes_max) {
@@ -322,8 +326,11 @@ Status StateStore::apply(StateBatch& batch, uint64_t applied_index, uint64_t app
                                               std::to_string(opts_.batch_bytes_max));
   }
   rocksdb::WriteBatch* wb = batch.wb_.get();
-  QKV_CHECK(wb->Put(state_meta_key(group, kAppliedName), encode_applied(applied_index, applied_term)).ok());
-  if (conf != nullptr) QKV_CHECK(wb->Put(state_meta_key(group, kConfName), conf->SerializeAsString()).ok());
+  QKV_CHECK(
+      wb->Put(state_meta_key(group, kAppliedName), encode_applied(applied_index, applied_term))
+          .ok());
+  if (conf != nullptr)
+    QKV_CHECK(wb->Put(state_meta_key(group, kConfName), conf->SerializeAsString()).ok());
   Status s = write(wb);
   batch.clear();
   if (!s.is_ok()) return s;
@@ -438,7 +445,8 @@ Result<std::unique_ptr<GroupSnapshot>> StateStore::snapshot(uint64_t group) {
   std::string v;
   rocksdb::Status rs = db_->Get(ro, state_meta_key(group, kAppliedName), &v);
   if (rs.ok()) {
-    if (v.size() != 16) return Status(Code::kCorruption, "group " + std::to_string(group) + ": bad applied value");
+    if (v.size() != 16)
+      return Status(Code::kCorruption, "group " + std::to_string(group) + ": bad applied value");
     gs->meta_.set_index(get_u64_le(v.data()));
     gs->meta_.set_term(get_u64_le(v.data() + 8));
   } else if (!rs.IsNotFound()) {
@@ -467,10 +475,10 @@ Status StateStore::install_snapshot(const raftpb::SnapshotMetadata& meta, Record
     std::lock_guard<std::mutex> lock(mu_);
     auto it = applied_.find(group);
     if (it != applied_.end() && meta.index() <= it->second.index) {
-      return Status(Code::kInvalidArgument,
-                    "stale snapshot for group " + std::to_string(group) + ": index " +
-                        std::to_string(meta.index()) + " is not above the applied index " +
-                        std::to_string(it->second.index));
+      return Status(Code::kInvalidArgument, "stale snapshot for group " + std::to_string(group) +
+                                                ": index " + std::to_string(meta.index()) +
+                                                " is not above the applied index " +
+                                                std::to_string(it->second.index));
     }
   }
   char name[96];
@@ -485,7 +493,9 @@ Status StateStore::install_snapshot(const raftpb::SnapshotMetadata& meta, Record
   // sequence number, above every existing write; at equal sequence numbers a
   // point key wins over a range tombstone, so the new keys survive their own
   // file's tombstones. Ingestion is a single MANIFEST edit: all or nothing.
-  rocksdb::SstFileWriter w(rocksdb::EnvOptions(), db_->GetOptions());
+  const rocksdb::Options db_options = db_->GetOptions();
+  const rocksdb::EnvOptions env_options;
+  rocksdb::SstFileWriter w(env_options, db_options);
   if (Status s = from_rocks(w.Open(path), "create " + path); !s.is_ok()) return s;
   auto abort = [&](Status s) {
     (void)w.Finish();
@@ -521,15 +531,15 @@ Status StateStore::install_snapshot(const raftpb::SnapshotMetadata& meta, Record
     if (Status s = from_rocks(w.Put(k, slice(value)), "sst put"); !s.is_ok()) return abort(s);
   }
   // "applied" < "conf": SST keys must be added in order.
-  if (Status s = from_rocks(w.Put(state_meta_key(group, kAppliedName),
-                                  encode_applied(meta.index(), meta.term())),
-                            "sst put");
+  if (Status s = from_rocks(
+          w.Put(state_meta_key(group, kAppliedName), encode_applied(meta.index(), meta.term())),
+          "sst put");
       !s.is_ok()) {
     return abort(s);
   }
-  if (Status s = from_rocks(w.Put(state_meta_key(group, kConfName),
-                                  meta.conf_state().SerializeAsString()),
-                            "sst put");
+  if (Status s =
+          from_rocks(w.Put(state_meta_key(group, kConfName), meta.conf_state().SerializeAsString()),
+                     "sst put");
       !s.is_ok()) {
     return abort(s);
   }

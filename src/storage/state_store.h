@@ -56,6 +56,8 @@ class WriteBatch;
 
 namespace qkv::storage {
 
+class StateStore;
+
 struct StateStoreOptions {
   // RocksDB memtable size and count (memory: write_buffer_bytes *
   // write_buffers_max at most).
@@ -122,13 +124,13 @@ class GroupSnapshot final : public RecordSource {
   const raftpb::SnapshotMetadata& meta() const { return meta_; }
   // RocksDB's estimate of the group's data size (for progress reports).
   uint64_t approximate_bytes() const { return approximate_bytes_; }
-  // The group's records in key order.
+  // The group's records in key order (false at the end, and after).
   Result<bool> next(std::string_view* key, std::string_view* value) override;
 
  private:
   friend class StateStore;
   GroupSnapshot() = default;
-  class StateStore* store_ = nullptr;
+  StateStore* store_ = nullptr;
   const rocksdb::Snapshot* snap_ = nullptr;
   std::unique_ptr<rocksdb::Iterator> it_;
   std::string end_key_;  // iterate_upper_bound: both must outlive the iterator
@@ -136,12 +138,13 @@ class GroupSnapshot final : public RecordSource {
   raftpb::SnapshotMetadata meta_;
   uint64_t approximate_bytes_ = 0;
   bool started_ = false;
+  bool done_ = false;
 };
 
 struct ScanOptions {
-  std::string prefix;   // only keys starting with prefix
-  std::string start;    // first key considered (clamped to prefix)
-  uint64_t keys_max = 1000;       // capped by StateStoreOptions::scan_keys_max
+  std::string prefix;               // only keys starting with prefix
+  std::string start;                // first key considered (clamped to prefix)
+  uint64_t keys_max = 1000;         // capped by StateStoreOptions::scan_keys_max
   uint64_t bytes_max = 1ull << 20;  // capped by StateStoreOptions::scan_bytes_max
 };
 
@@ -232,9 +235,9 @@ class StateStore {
   std::atomic<uint64_t> ingest_seq_{0};
 
   mutable std::mutex mu_;
-  std::map<uint64_t, Applied> applied_;            // guarded by mu_
-  std::map<uint64_t, uint64_t> durable_applied_;   // guarded by mu_
-  Status failed_;                                  // guarded by mu_; sticky
+  std::map<uint64_t, Applied> applied_;           // guarded by mu_
+  std::map<uint64_t, uint64_t> durable_applied_;  // guarded by mu_
+  Status failed_;                                 // guarded by mu_; sticky
 };
 
 // Key encoding, exposed for tests and tools.

@@ -69,6 +69,8 @@ inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
-inline uint64_t hash_combine(uint64_t a, uint64_t b) { return mix64(a * 0x9E3779B97F4A7C15ULL ^ b); }
+inline uint64_t hash_combine(uint64_t a, uint64_t b) {
+  return mix64(a * 0x9E3779B97F4A7C15ULL ^ b);
+}
 
 }  // namespace qkv::sim
