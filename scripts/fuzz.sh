@@ -5,9 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 scripts/build.sh >/dev/null
+# The whole build gets coverage instrumentation (fuzzer-no-link), so libFuzzer
+# is guided by the code under test, not only by the harness.
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DQKV_LIBFUZZER=ON -DQKV_BUILD_BENCH=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets=(wal_fuzz)
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
+targets=(wal_fuzz snapshot_fuzz resp_fuzz)
 ninja -C build-fuzz -j2 "${targets[@]}"
 for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t
