@@ -145,12 +145,19 @@ Ready Node::ready() {
   rd.committed_entries = log.next_committed_entries();
   rd.messages = raft_->take_messages();
   rd.messages_after_persist = raft_->take_messages_after_persist();
-  // A message generated in an earlier term is stale. It must not leave: an
-  // append response queued in term t could otherwise acknowledge entries
-  // that a leader of a later term truncated before they were ever persisted
-  // (found by the simulator; a truncation always comes with a new term).
+  // A message generated in an earlier term is stale and must not leave: an
+  // append response queued in term t could acknowledge entries that a leader
+  // of a later term truncated before they were ever persisted, and a
+  // heartbeat response could confirm a ReadIndex for a leader this node has
+  // already deserted (found by the simulator; a truncation always comes with
+  // a new term). Vote responses are kept: a rejection tells a candidate
+  // stuck in a lower term the term to catch up with, and a grant was true
+  // in its term (this node can never vote in that term again).
   uint64_t term = raft_->term();
-  auto stale = [term](const Message& m) { return m.term() != 0 && m.term() < term; };
+  auto stale = [term](const Message& m) {
+    return m.term() != 0 && m.term() < term && m.type() != raftpb::MSG_VOTE_RESP &&
+           m.type() != raftpb::MSG_PRE_VOTE_RESP;
+  };
   std::erase_if(rd.messages, stale);
   std::erase_if(rd.messages_after_persist, stale);
   if (vote_changed && !rd.messages.empty()) {

@@ -145,11 +145,14 @@ void Oracle::on_append(uint64_t id, const raft::MemoryStorage& disk, uint64_t du
   }
 }
 
-void Oracle::record_committed(uint64_t index, uint64_t term, uint64_t by, const char* how) {
+void Oracle::record_committed(uint64_t index, uint64_t term, uint64_t by, const char* how,
+                              uint64_t reporter_term) {
   if (committed_.size() <= index) committed_.resize(index + 1 + index / 2);
   CommittedRecord& r = committed_[index];
   if (r.term == 0) {
-    r = CommittedRecord{term, by};
+    r = CommittedRecord{term, by, reporter_term};
+  } else if (r.term == term) {
+    r.commit_term_max = std::min(r.commit_term_max, reporter_term);
   } else if (r.term != term) {
     fail(str("committed entry lost: index ", index, " was committed with term ", r.term,
              " (seen on node ", r.by, ") but node ", by, " ", how, " term ", term, " there"));
@@ -157,7 +160,7 @@ void Oracle::record_committed(uint64_t index, uint64_t term, uint64_t by, const 
 }
 
 void Oracle::on_commit(uint64_t id, const raft::MemoryStorage& disk, uint64_t commit,
-                       uint64_t& checked) {
+                       uint64_t& checked, uint64_t reporter_term) {
   max_commit_ = std::max(max_commit_, commit);
   uint64_t first = disk.first_index();
   uint64_t last = disk.last_index();
@@ -169,7 +172,7 @@ void Oracle::on_commit(uint64_t id, const raft::MemoryStorage& disk, uint64_t co
   for (uint64_t i = std::max(checked + 1, first); i <= commit; i++) {
     auto t = disk.term(i);
     if (!t.is_ok()) break;
-    record_committed(i, *t, id, "has committed");
+    record_committed(i, *t, id, "has committed", reporter_term);
     if (failed()) return;
   }
   checked = std::max(checked, commit);
@@ -186,7 +189,8 @@ void Oracle::check_leader_completeness(uint64_t id, uint64_t term,
   auto snap_term = disk.term(snap_index);
   if (snap_term.is_ok()) {
     uint64_t ct = committed_term(snap_index);
-    if (ct != 0 && ct < term && ct != *snap_term) {
+    if (ct != 0 && ct < term && ct != *snap_term &&
+        committed_[snap_index].commit_term_max < term) {
       fail(str("leader completeness: leader ", id, " of term ", term, " holds a snapshot at (",
                snap_index, ", ", *snap_term, ") but term ", ct, " was committed there"));
       return;
@@ -195,7 +199,7 @@ void Oracle::check_leader_completeness(uint64_t id, uint64_t term,
   uint64_t hi = std::min<uint64_t>(max_commit_, committed_.size() - 1);
   for (uint64_t i = first; i <= hi; i++) {
     const CommittedRecord& r = committed_[i];
-    if (r.term == 0 || r.term >= term) continue;
+    if (r.term == 0 || r.term >= term || r.commit_term_max >= term) continue;
     if (i > last) {
       fail(str("leader completeness: leader ", id, " of term ", term, " has log up to ", last,
                " but (", i, ", ", r.term, ") was committed in an earlier term (node ", r.by, ")"));

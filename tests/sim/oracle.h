@@ -66,12 +66,14 @@ class Oracle {
                  const std::vector<raftpb::Entry>& ents);
   // The node made commit index `commit` durable; `checked` is how far this
   // node's log was already recorded (updated).
-  void on_commit(uint64_t id, const raft::MemoryStorage& disk, uint64_t commit, uint64_t& checked);
+  void on_commit(uint64_t id, const raft::MemoryStorage& disk, uint64_t commit, uint64_t& checked,
+                 uint64_t reporter_term = ~0ULL);
   // Node `by` considers (index, term) committed (durably or in memory); `how`
   // says which, for the report. Raises max_commit().
-  void on_committed(uint64_t index, uint64_t term, uint64_t by, const char* how) {
+  void on_committed(uint64_t index, uint64_t term, uint64_t by, const char* how,
+                    uint64_t reporter_term = ~0ULL) {
     if (index > max_commit_) max_commit_ = index;
-    record_committed(index, term, by, how);
+    record_committed(index, term, by, how, reporter_term);
   }
   // A node that became leader of `term` has persisted its log.
   void check_leader_completeness(uint64_t id, uint64_t term, const raft::MemoryStorage& disk);
@@ -111,10 +113,17 @@ class Oracle {
   struct CommittedRecord {
     uint64_t term = 0;  // 0 = not known
     uint64_t by = 0;
+    // An upper bound on the term in which the entry became committed: the
+    // smallest current term of a node that reported it committed (~0 when
+    // no report said). Leader completeness (Raft paper §5.4) binds leaders
+    // of later terms only: a stale leader elected in an older term (a
+    // delayed vote) may lack an entry committed after its term began.
+    uint64_t commit_term_max = ~0ULL;
   };
   static constexpr uint64_t kUnknown = ~0ULL;
 
-  void record_committed(uint64_t index, uint64_t term, uint64_t by, const char* how);
+  void record_committed(uint64_t index, uint64_t term, uint64_t by, const char* how,
+                        uint64_t reporter_term = ~0ULL);
   void record_log(uint64_t index, const raftpb::Entry& e, uint64_t prev_term, uint64_t by);
 
   std::string violation_;

@@ -842,7 +842,9 @@ void Cluster::after_input(SimNode& n) {
   if (uint64_t c = log.committed(); c > n.mem_commit_checked) {
     for (uint64_t i = std::max(n.mem_commit_checked + 1, log.first_index()); i <= c; i++) {
       auto t = log.term(i);
-      if (t.is_ok()) oracle_.on_committed(i, *t, n.id, "has committed (in memory)");
+      if (t.is_ok()) {
+        oracle_.on_committed(i, *t, n.id, "has committed (in memory)", n.node->term());
+      }
       if (oracle_.failed()) return;
     }
     n.mem_commit_checked = c;
@@ -851,9 +853,18 @@ void Cluster::after_input(SimNode& n) {
 }
 
 void Cluster::drive_ready(SimNode& n) {
-  for (int rounds = 0; n.up && !n.inflight && !oracle_.failed() && n.node->has_ready(); rounds++) {
-    if (rounds > 1000) {
-      fail("contract: node " + std::to_string(n.id) + " has a Ready after 1000 rounds");
+  // Each Ready may apply as little as one entry (committed_bytes_per_ready_max),
+  // so the bound on rounds grows with the backlog to apply.
+  uint64_t limit = 1000;
+  if (n.up) {
+    raft::NodeStatus st = n.node->status();
+    limit += st.hard_state.commit() - std::min(st.applied, st.hard_state.commit());
+  }
+  for (uint64_t rounds = 0; n.up && !n.inflight && !oracle_.failed() && n.node->has_ready();
+       rounds++) {
+    if (rounds > limit) {
+      fail("contract: node " + std::to_string(n.id) + " has a Ready after " +
+           std::to_string(limit) + " rounds");
       return;
     }
     begin_ready(n);
@@ -952,7 +963,7 @@ void Cluster::finish_ready(SimNode& n) {
     oracle_.on_hard_state(n.id, n.disk_hs, *rd.hard_state);
     n.disk->set_hard_state(*rd.hard_state);
     n.disk_hs = *rd.hard_state;
-    oracle_.on_commit(n.id, *n.disk, n.disk_hs.commit(), n.commit_checked);
+    oracle_.on_commit(n.id, *n.disk, n.disk_hs.commit(), n.commit_checked, n.disk_hs.term());
   }
   if (n.leader_check_term != 0) {
     oracle_.check_leader_completeness(n.id, n.leader_check_term, *n.disk);
