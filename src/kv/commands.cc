@@ -1,0 +1,404 @@
+#include "kv/commands.h"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <unordered_map>
+
+#include "base/check.h"
+#include "kv/handlers.h"
+
+namespace qkv::kv {
+
+namespace {
+
+// Flag sets that recur.
+constexpr uint32_t kW = kCmdWrite;
+constexpr uint32_t kR = kCmdReadonly;
+constexpr uint32_t kF = kCmdFast;
+constexpr uint32_t kM = kCmdDenyOom;
+constexpr uint32_t kLocal = kCmdLocal;
+constexpr uint32_t kLS = kCmdLoading | kCmdStale;
+constexpr uint32_t kNoScriptLS = kCmdNoScript | kCmdLoading | kCmdStale;
+constexpr uint32_t kAdminLS = kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale;
+constexpr uint32_t kPreAuth =
+    kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth | kCmdAllowBusy;
+
+constexpr std::span<const CommandSpec> kNoSub;
+
+// Subcommands of the local container commands (the server layer serves
+// them). Arity counts the container's name.
+const CommandSpec kCommandSubcommands[] = {
+    {"command|count", 2, kLocal | kLS, 0, 0, 0, "@slow @connection", "", "server", "2.8.13",
+     "Returns the number of commands.", "COMMAND COUNT", nullptr, kNoSub},
+    {"command|docs", -2, kLocal | kLS, 0, 0, 0, "@slow @connection", "nondeterministic_output_order",
+     "server", "7.0.0", "Returns documentary information about commands.",
+     "COMMAND DOCS [command-name [command-name ...]]", nullptr, kNoSub},
+    {"command|help", 2, kLocal | kLS, 0, 0, 0, "@slow @connection", "", "server", "5.0.0",
+     "Returns helpful text about the different subcommands.", "COMMAND HELP", nullptr, kNoSub},
+    {"command|info", -2, kLocal | kLS, 0, 0, 0, "@slow @connection", "nondeterministic_output_order",
+     "server", "2.8.13", "Returns information about commands, or all of them.",
+     "COMMAND INFO [command-name [command-name ...]]", nullptr, kNoSub},
+};
+
+const CommandSpec kClientSubcommands[] = {
+    {"client|getname", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
+     "2.6.9", "Returns the name of the connection.", "CLIENT GETNAME", nullptr, kNoSub},
+    {"client|help", 2, kLocal | kLS, 0, 0, 0, "@slow @connection", "", "connection", "5.0.0",
+     "Returns helpful text about the different subcommands.", "CLIENT HELP", nullptr, kNoSub},
+    {"client|id", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection", "5.0.0",
+     "Returns the unique id of the connection.", "CLIENT ID", nullptr, kNoSub},
+    {"client|list", -2, kLocal | kAdminLS, 0, 0, 0, "@admin @slow @dangerous @connection",
+     "nondeterministic_output", "connection", "2.4.0", "Lists the open connections.",
+     "CLIENT LIST [TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]",
+     nullptr, kNoSub},
+    {"client|setname", 3, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
+     "2.6.9", "Sets the name of the connection.", "CLIENT SETNAME connection-name", nullptr,
+     kNoSub},
+};
+
+const CommandSpec kConfigSubcommands[] = {
+    {"config|get", -3, kLocal | kAdminLS, 0, 0, 0, "@admin @slow @dangerous", "", "server",
+     "2.0.0", "Returns the values of settings (glob patterns allowed).",
+     "CONFIG GET parameter [parameter ...]", nullptr, kNoSub},
+    {"config|help", 2, kLocal | kLS, 0, 0, 0, "@slow", "", "server", "5.0.0",
+     "Returns helpful text about the different subcommands.", "CONFIG HELP", nullptr, kNoSub},
+    {"config|resetstat", 2, kLocal | kAdminLS, 0, 0, 0, "@admin @slow @dangerous", "", "server",
+     "2.0.0", "Resets the statistics INFO reports.", "CONFIG RESETSTAT", nullptr, kNoSub},
+    {"config|set", -4, kLocal | kAdminLS, 0, 0, 0, "@admin @slow @dangerous",
+     "request_policy:all_nodes response_policy:all_succeeded", "server", "2.0.0",
+     "Changes settings at run time.", "CONFIG SET parameter value [parameter value ...]", nullptr,
+     kNoSub},
+};
+
+// clang-format off
+// name, arity, flags, first/last/step key, ACL categories, tips, group, since,
+// summary, syntax, handler, subcommands.
+const CommandSpec kCommands[] = {
+    // --- Connection and server: served by the server layer ---------------
+    {"auth", -2, kLocal | kPreAuth, 0, 0, 0, "@fast @connection", "", "connection", "1.0.0",
+     "Authenticates the connection.", "AUTH [username] password", nullptr, kNoSub},
+    {"client", -2, kLocal, 0, 0, 0, "@slow", "", "connection", "2.4.0",
+     "A container for connection commands.", "CLIENT subcommand [argument ...]", nullptr,
+     kClientSubcommands},
+    {"command", -1, kLocal | kLS, 0, 0, 0, "@slow @connection", "nondeterministic_output_order",
+     "server", "2.8.13", "Returns details about every command.", "COMMAND", nullptr,
+     kCommandSubcommands},
+    {"config", -2, kLocal, 0, 0, 0, "@slow", "", "server", "2.0.0",
+     "A container for settings commands.", "CONFIG subcommand [argument ...]", nullptr,
+     kConfigSubcommands},
+    {"echo", 2, kLocal | kLS | kF, 0, 0, 0, "@fast @connection", "", "connection", "1.0.0",
+     "Returns the given string.", "ECHO message", nullptr, kNoSub},
+    {"hello", -1, kLocal | kPreAuth, 0, 0, 0, "@fast @connection", "", "connection", "6.0.0",
+     "Handshake: chooses the protocol version, optionally authenticates and names the connection.",
+     "HELLO [protover [AUTH username password] [SETNAME clientname]]", nullptr, kNoSub},
+    {"info", -1, kLocal | kLS, 0, 0, 0, "@slow @dangerous",
+     "nondeterministic_output request_policy:all_shards response_policy:special", "server",
+     "1.0.0", "Returns information and statistics about the server.", "INFO [section [section ...]]",
+     nullptr, kNoSub},
+    {"ping", -1, kLocal | kF, 0, 0, 0, "@fast @connection",
+     "request_policy:all_shards response_policy:all_succeeded", "connection", "1.0.0",
+     "Returns PONG, or the given message.", "PING [message]", nullptr, kNoSub},
+    {"quit", -1, kLocal | kPreAuth, 0, 0, 0, "@fast @connection", "", "connection", "1.0.0",
+     "Closes the connection.", "QUIT", nullptr, kNoSub},
+    {"select", 2, kLocal | kLS | kF, 0, 0, 0, "@fast @connection", "", "connection", "1.0.0",
+     "Selects the database of the connection (only database 0 exists).", "SELECT index", nullptr,
+     kNoSub},
+
+    // --- Keyspace ----------------------------------------------------------
+    {"dbsize", 1, kR | kF, 0, 0, 0, "@keyspace @read @fast",
+     "request_policy:all_shards response_policy:agg_sum", "server", "1.0.0",
+     "Returns the number of keys (expired ones not yet deleted included).", "DBSIZE", cmd_dbsize,
+     kNoSub},
+    {"flushall", -1, kW, 0, 0, 0, "@keyspace @write @slow @dangerous",
+     "request_policy:all_shards response_policy:all_succeeded", "server", "1.0.0",
+     "Deletes every key.", "FLUSHALL [ASYNC | SYNC]", cmd_flushdb, kNoSub},
+    {"flushdb", -1, kW, 0, 0, 0, "@keyspace @write @slow @dangerous",
+     "request_policy:all_shards response_policy:all_succeeded", "server", "1.0.0",
+     "Deletes every key of the database.", "FLUSHDB [ASYNC | SYNC]", cmd_flushdb, kNoSub},
+    {"del", -2, kW, 1, -1, 1, "@keyspace @write @slow",
+     "request_policy:multi_shard response_policy:agg_sum", "generic", "1.0.0",
+     "Deletes keys; returns how many existed.", "DEL key [key ...]", cmd_del, kNoSub},
+    {"unlink", -2, kW | kF, 1, -1, 1, "@keyspace @write @fast",
+     "request_policy:multi_shard response_policy:agg_sum", "generic", "4.0.0",
+     "Deletes keys (the same as DEL here); returns how many existed.", "UNLINK key [key ...]",
+     cmd_del, kNoSub},
+    {"exists", -2, kR | kF, 1, -1, 1, "@keyspace @read @fast",
+     "request_policy:multi_shard response_policy:agg_sum", "generic", "1.0.0",
+     "Counts the given keys that exist (a key named twice counts twice).", "EXISTS key [key ...]",
+     cmd_exists, kNoSub},
+    {"type", 2, kR | kF, 1, 1, 1, "@keyspace @read @fast", "", "generic", "1.0.0",
+     "Returns the type of the value of a key, or none.", "TYPE key", cmd_type, kNoSub},
+    {"rename", 3, kW, 1, 2, 1, "@keyspace @write @slow", "", "generic", "1.0.0",
+     "Renames a key, replacing any key of the new name.", "RENAME key newkey", cmd_rename, kNoSub},
+    {"renamenx", 3, kW | kF, 1, 2, 1, "@keyspace @write @fast", "", "generic", "1.0.0",
+     "Renames a key only if the new name is free.", "RENAMENX key newkey", cmd_renamenx, kNoSub},
+    {"keys", 2, kR, 0, 0, 0, "@keyspace @read @slow @dangerous",
+     "request_policy:all_shards nondeterministic_output_order", "generic", "1.0.0",
+     "Returns every key matching a glob pattern.", "KEYS pattern", cmd_keys, kNoSub},
+    {"scan", -2, kR, 0, 0, 0, "@keyspace @read @slow", "nondeterministic_output request_policy:special",
+     "generic", "2.8.0", "Iterates over the keys with a cursor.",
+     "SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]", cmd_scan, kNoSub},
+    {"randomkey", 1, kR, 0, 0, 0, "@keyspace @read @slow",
+     "request_policy:all_shards nondeterministic_output", "generic", "1.0.0",
+     "Returns a random key.", "RANDOMKEY", cmd_randomkey, kNoSub},
+
+    // --- Expiry --------------------------------------------------------------
+    {"expire", -3, kW | kF, 1, 1, 1, "@keyspace @write @fast", "", "generic", "1.0.0",
+     "Sets a key's time to live in seconds.", "EXPIRE key seconds [NX | XX | GT | LT]",
+     cmd_expire, kNoSub},
+    {"pexpire", -3, kW | kF, 1, 1, 1, "@keyspace @write @fast", "", "generic", "2.6.0",
+     "Sets a key's time to live in milliseconds.",
+     "PEXPIRE key milliseconds [NX | XX | GT | LT]", cmd_pexpire, kNoSub},
+    {"expireat", -3, kW | kF, 1, 1, 1, "@keyspace @write @fast", "", "generic", "1.2.0",
+     "Sets a key's expiry as a Unix time in seconds.",
+     "EXPIREAT key unix-time-seconds [NX | XX | GT | LT]", cmd_expireat, kNoSub},
+    {"pexpireat", -3, kW | kF, 1, 1, 1, "@keyspace @write @fast", "", "generic", "2.6.0",
+     "Sets a key's expiry as a Unix time in milliseconds.",
+     "PEXPIREAT key unix-time-milliseconds [NX | XX | GT | LT]", cmd_pexpireat, kNoSub},
+    {"ttl", 2, kR | kF, 1, 1, 1, "@keyspace @read @fast", "nondeterministic_output", "generic",
+     "1.0.0", "Returns a key's time to live in seconds (-1: none, -2: no key).", "TTL key",
+     cmd_ttl, kNoSub},
+    {"pttl", 2, kR | kF, 1, 1, 1, "@keyspace @read @fast", "nondeterministic_output", "generic",
+     "2.6.0", "Returns a key's time to live in milliseconds (-1: none, -2: no key).", "PTTL key",
+     cmd_pttl, kNoSub},
+    {"expiretime", 2, kR | kF, 1, 1, 1, "@keyspace @read @fast", "", "generic", "7.0.0",
+     "Returns a key's expiry as a Unix time in seconds (-1: none, -2: no key).",
+     "EXPIRETIME key", cmd_expiretime, kNoSub},
+    {"pexpiretime", 2, kR | kF, 1, 1, 1, "@keyspace @read @fast", "", "generic", "7.0.0",
+     "Returns a key's expiry as a Unix time in milliseconds (-1: none, -2: no key).",
+     "PEXPIRETIME key", cmd_pexpiretime, kNoSub},
+    {"persist", 2, kW | kF, 1, 1, 1, "@keyspace @write @fast", "", "generic", "2.2.0",
+     "Removes a key's time to live.", "PERSIST key", cmd_persist, kNoSub},
+
+    // --- Strings -------------------------------------------------------------
+    {"get", 2, kR | kF, 1, 1, 1, "@read @string @fast", "", "string", "1.0.0",
+     "Returns the string value of a key.", "GET key", cmd_get, kNoSub},
+    {"set", -3, kW | kM, 1, 1, 1, "@write @string @slow", "", "string", "1.0.0",
+     "Sets the string value of a key, with conditions and an expiry.",
+     "SET key value [NX | XX] [GET] [EX seconds | PX milliseconds | "
+     "EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]",
+     cmd_set, kNoSub},
+    {"setnx", 3, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "1.0.0",
+     "Sets a key only if it does not exist.", "SETNX key value", cmd_setnx, kNoSub},
+    {"setex", 4, kW | kM, 1, 1, 1, "@write @string @slow", "", "string", "2.0.0",
+     "Sets a key and its time to live in seconds.", "SETEX key seconds value", cmd_setex, kNoSub},
+    {"psetex", 4, kW | kM, 1, 1, 1, "@write @string @slow", "", "string", "2.6.0",
+     "Sets a key and its time to live in milliseconds.", "PSETEX key milliseconds value",
+     cmd_psetex, kNoSub},
+    {"getset", 3, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "1.0.0",
+     "Sets a key and returns its old value.", "GETSET key value", cmd_getset, kNoSub},
+    {"getdel", 2, kW | kF, 1, 1, 1, "@write @string @fast", "", "string", "6.2.0",
+     "Returns a key's value and deletes the key.", "GETDEL key", cmd_getdel, kNoSub},
+    {"getex", -2, kW | kF, 1, 1, 1, "@write @string @fast", "", "string", "6.2.0",
+     "Returns a key's value and changes its expiry.",
+     "GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | "
+     "PXAT unix-time-milliseconds | PERSIST]",
+     cmd_getex, kNoSub},
+    {"mget", -2, kR | kF, 1, -1, 1, "@read @string @fast", "request_policy:multi_shard", "string",
+     "1.0.0", "Returns the values of several keys.", "MGET key [key ...]", cmd_mget, kNoSub},
+    {"mset", -3, kW | kM, 1, -1, 2, "@write @string @slow",
+     "request_policy:multi_shard response_policy:all_succeeded", "string", "1.0.1",
+     "Sets several keys at once.", "MSET key value [key value ...]", cmd_mset, kNoSub},
+    {"msetnx", -3, kW | kM, 1, -1, 2, "@write @string @slow",
+     "request_policy:multi_shard response_policy:agg_min", "string", "1.0.1",
+     "Sets several keys at once, only if none of them exists.", "MSETNX key value [key value ...]",
+     cmd_msetnx, kNoSub},
+    {"append", 3, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "2.0.0",
+     "Appends to a string; returns the new length.", "APPEND key value", cmd_append, kNoSub},
+    {"strlen", 2, kR | kF, 1, 1, 1, "@read @string @fast", "", "string", "2.2.0",
+     "Returns the length of a string.", "STRLEN key", cmd_strlen, kNoSub},
+    {"getrange", 4, kR, 1, 1, 1, "@read @string @slow", "", "string", "2.4.0",
+     "Returns a substring (inclusive offsets, negative from the end).", "GETRANGE key start end",
+     cmd_getrange, kNoSub},
+    {"setrange", 4, kW | kM, 1, 1, 1, "@write @string @slow", "", "string", "2.2.0",
+     "Overwrites part of a string, zero-padding as needed; returns the new length.",
+     "SETRANGE key offset value", cmd_setrange, kNoSub},
+    {"incr", 2, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "1.0.0",
+     "Adds one to an integer.", "INCR key", cmd_incr, kNoSub},
+    {"decr", 2, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "1.0.0",
+     "Subtracts one from an integer.", "DECR key", cmd_decr, kNoSub},
+    {"incrby", 3, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "1.0.0",
+     "Adds to an integer.", "INCRBY key increment", cmd_incrby, kNoSub},
+    {"decrby", 3, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "1.0.0",
+     "Subtracts from an integer.", "DECRBY key decrement", cmd_decrby, kNoSub},
+    {"incrbyfloat", 3, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "2.6.0",
+     "Adds to a floating point number.", "INCRBYFLOAT key increment", cmd_incrbyfloat, kNoSub},
+    {"cas", 4, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "quorumkv",
+     "Sets a string to a new value if it equals the expected one (1), else nothing (0).",
+     "CAS key expected new", cmd_cas, kNoSub},
+};
+
+// Proposed by nodes only.
+const CommandSpec kInternalCommands[] = {
+    {"delexpired", -2, kW | kCmdInternal, 1, -1, 1, "@keyspace @write", "", "generic", "quorumkv",
+     "Deletes the given keys whose expiry has passed at the entry's stamp.",
+     "DELEXPIRED key [key ...]", cmd_delexpired, kNoSub},
+};
+// clang-format on
+
+// Names up to this long are looked up; longer ones cannot be commands.
+constexpr size_t kNameBytesMax = 64;
+
+bool lower_name(std::string_view name, std::string* out) {
+  if (name.size() > kNameBytesMax) return false;
+  out->resize(name.size());
+  for (size_t i = 0; i < name.size(); i++) {
+    (*out)[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+  }
+  return true;
+}
+
+using Index = std::unordered_map<std::string_view, const CommandSpec*>;
+
+Index build_index(std::span<const CommandSpec> specs) {
+  Index idx;
+  for (const auto& s : specs) {
+    QKV_CHECK(idx.emplace(s.name, &s).second) << "command listed twice: " << s.name;
+    if (s.handler != nullptr) {
+      QKV_CHECK(!s.is_local()) << s.name << ": a local command has no handler";
+    } else {
+      QKV_CHECK(s.is_local()) << s.name << ": a data command needs a handler";
+    }
+    QKV_CHECK(s.is_write() != s.is_readonly() || s.is_local()) << s.name;
+  }
+  return idx;
+}
+
+const CommandSpec* lookup(const Index& idx, std::string_view name) {
+  std::string lower;
+  if (!lower_name(name, &lower)) return nullptr;
+  auto it = idx.find(lower);
+  return it == idx.end() ? nullptr : it->second;
+}
+
+// printf's "%.*s" of a Redis string: up to n bytes, stopping at a NUL.
+std::string_view c_prefix(std::string_view s, size_t n) {
+  s = s.substr(0, n);
+  return s.substr(0, s.find('\0'));
+}
+
+}  // namespace
+
+std::vector<std::string_view> redis_flag_names(uint32_t flags) {
+  static constexpr std::pair<uint32_t, std::string_view> kNames[] = {
+      {kCmdWrite, "write"},     {kCmdReadonly, "readonly"}, {kCmdDenyOom, "denyoom"},
+      {kCmdAdmin, "admin"},     {kCmdNoScript, "noscript"}, {kCmdBlocking, "blocking"},
+      {kCmdLoading, "loading"}, {kCmdStale, "stale"},       {kCmdFast, "fast"},
+      {kCmdNoAuth, "no_auth"},  {kCmdAllowBusy, "allow_busy"},
+  };
+  std::vector<std::string_view> out;
+  for (const auto& [bit, name] : kNames) {
+    if (flags & bit) out.push_back(name);
+  }
+  return out;
+}
+
+std::span<const CommandSpec> command_table() { return kCommands; }
+
+const CommandSpec* find_command(std::string_view name) {
+  static const Index idx = build_index(kCommands);
+  return lookup(idx, name);
+}
+
+const CommandSpec* find_internal_command(std::string_view name) {
+  static const Index idx = build_index(kInternalCommands);
+  return lookup(idx, name);
+}
+
+const CommandSpec* find_subcommand(const CommandSpec& container, std::string_view name) {
+  std::string lower;
+  if (!lower_name(name, &lower)) return nullptr;
+  for (const auto& s : container.subcommands) {
+    const std::string_view sub = s.name.substr(s.name.find('|') + 1);
+    if (sub == lower) return &s;
+  }
+  return nullptr;
+}
+
+bool arity_ok(const CommandSpec& spec, size_t argc) {
+  const auto n = static_cast<int64_t>(argc);
+  return spec.arity >= 0 ? n == spec.arity : n >= -static_cast<int64_t>(spec.arity);
+}
+
+std::vector<size_t> key_positions(const CommandSpec& spec, size_t argc) {
+  std::vector<size_t> out;
+  if (spec.first_key <= 0 || spec.key_step <= 0) return out;
+  int64_t last = spec.last_key >= 0 ? spec.last_key : static_cast<int64_t>(argc) + spec.last_key;
+  for (int64_t i = spec.first_key; i <= last && i < static_cast<int64_t>(argc); i += spec.key_step) {
+    // A key of a pair whose value is missing (MSET k) is not counted.
+    if (spec.key_step > 1 && i + 1 >= static_cast<int64_t>(argc)) break;
+    out.push_back(static_cast<size_t>(i));
+  }
+  return out;
+}
+
+std::string arity_error(std::string_view full_name) {
+  std::string e = "ERR wrong number of arguments for '";
+  e.append(full_name);
+  e.append("' command");
+  return e;
+}
+
+std::string unknown_command_error(std::span<const std::string_view> args) {
+  // Redis 7: the name up to 128 bytes, then each argument quoted and
+  // followed by a space while the list is under 128 bytes, each cut to what
+  // is left of the 128.
+  constexpr size_t kMax = 128;
+  std::string list;
+  for (size_t i = 1; i < args.size() && list.size() < kMax; i++) {
+    const size_t precision = kMax - list.size();
+    list.push_back('\'');
+    list.append(c_prefix(args[i], precision));
+    list.append("' ");
+  }
+  std::string e = "ERR unknown command '";
+  if (!args.empty()) e.append(c_prefix(args[0], kMax));
+  e.append("', with args beginning with: ");
+  e.append(list);
+  return e;
+}
+
+std::string unknown_subcommand_error(std::string_view container, std::string_view sub) {
+  std::string upper(c_prefix(container, container.size()));
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string e = "ERR unknown subcommand '";
+  e.append(c_prefix(sub, 128));
+  e.append("'. Try ");
+  e.append(upper);
+  e.append(" HELP.");
+  return e;
+}
+
+std::string invalid_expire_error(std::string_view full_name) {
+  std::string e = "ERR invalid expire time in '";
+  e.append(full_name);
+  e.append("' command");
+  return e;
+}
+
+void execute_command(Keyspace& ks, net::ReplyWriter& out, const KvOptions& options,
+                     std::span<const std::string_view> args, bool internal, uint64_t random) {
+  if (args.empty()) {
+    out.error("ERR empty command");
+    return;
+  }
+  const CommandSpec* spec = internal ? find_internal_command(args[0]) : nullptr;
+  if (spec == nullptr) spec = find_command(args[0]);
+  if (spec == nullptr) {
+    out.error(unknown_command_error(args));
+    return;
+  }
+  if (spec->handler == nullptr) {
+    out.error("ERR '" + std::string(spec->name) + "' is served by the node, not replicated");
+    return;
+  }
+  if (!arity_ok(*spec, args.size())) {
+    out.error(arity_error(spec->name));
+    return;
+  }
+  CommandContext ctx{ks, out, options, *spec, random};
+  spec->handler(ctx, args);
+}
+
+}  // namespace qkv::kv

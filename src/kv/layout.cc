@@ -1,0 +1,193 @@
+#include "kv/layout.h"
+
+#include <strings.h>
+
+namespace qkv::kv {
+
+namespace {
+
+constexpr ValueType kAllTypes[] = {ValueType::kString, ValueType::kList, ValueType::kSet,
+                                   ValueType::kZSet,   ValueType::kHash, ValueType::kStream};
+
+}  // namespace
+
+std::string_view type_name(ValueType t) {
+  switch (t) {
+    case ValueType::kString:
+      return "string";
+    case ValueType::kList:
+      return "list";
+    case ValueType::kSet:
+      return "set";
+    case ValueType::kZSet:
+      return "zset";
+    case ValueType::kHash:
+      return "hash";
+    case ValueType::kStream:
+      return "stream";
+  }
+  return "unknown";
+}
+
+std::optional<ValueType> type_from_name(std::string_view name) {
+  for (ValueType t : kAllTypes) {
+    const std::string_view n = type_name(t);
+    if (name.size() == n.size() && strncasecmp(name.data(), n.data(), n.size()) == 0) return t;
+  }
+  return std::nullopt;
+}
+
+void put_u64be(std::string* out, uint64_t v) {
+  char b[8];
+  for (int i = 7; i >= 0; i--) {
+    b[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(b, 8);
+}
+
+uint64_t get_u64be(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string encode_u64be(uint64_t v) {
+  std::string s;
+  put_u64be(&s, v);
+  return s;
+}
+
+bool decode_u64be(std::string_view bytes, uint64_t* v) {
+  if (bytes.size() != 8) return false;
+  *v = get_u64be(bytes.data());
+  return true;
+}
+
+std::string encode_record(const Record& r) {
+  std::string out;
+  out.reserve(2 + 8 + r.payload.size());
+  out.push_back(static_cast<char>(r.type));
+  if (r.expire_at_ms != 0) {
+    out.push_back(static_cast<char>(kRecordFlagExpiry));
+    put_u64be(&out, static_cast<uint64_t>(r.expire_at_ms));
+  } else {
+    out.push_back(0);
+  }
+  out.append(r.payload);
+  return out;
+}
+
+bool decode_record_header(std::string_view bytes, ValueType* type, int64_t* expire_at_ms) {
+  if (bytes.size() < 2) return false;
+  const auto t = static_cast<uint8_t>(bytes[0]);
+  const auto flags = static_cast<uint8_t>(bytes[1]);
+  if (t < static_cast<uint8_t>(ValueType::kString) || t > static_cast<uint8_t>(ValueType::kStream)) {
+    return false;
+  }
+  if ((flags & ~kRecordFlagExpiry) != 0) return false;
+  *type = static_cast<ValueType>(t);
+  *expire_at_ms = 0;
+  if (flags & kRecordFlagExpiry) {
+    if (bytes.size() < 10) return false;
+    *expire_at_ms = static_cast<int64_t>(get_u64be(bytes.data() + 2));
+    if (*expire_at_ms == 0) return false;
+  }
+  return true;
+}
+
+bool decode_record(std::string_view bytes, Record* r) {
+  if (!decode_record_header(bytes, &r->type, &r->expire_at_ms)) return false;
+  const size_t header = r->expire_at_ms != 0 ? 10 : 2;
+  r->payload.assign(bytes.substr(header));
+  return true;
+}
+
+uint16_t crc16(std::string_view bytes) {
+  // CRC-16/XMODEM: polynomial 0x1021, initial value 0, no reflection.
+  uint16_t crc = 0;
+  for (char ch : bytes) {
+    crc ^= static_cast<uint16_t>(static_cast<uint8_t>(ch) << 8);
+    for (int i = 0; i < 8; i++) {
+      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+uint16_t key_slot(std::string_view key) {
+  const size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    const size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  return static_cast<uint16_t>(crc16(key) % kSlots);
+}
+
+uint64_t key_hash(std::string_view key) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a offset basis
+  for (char ch : key) {
+    h ^= static_cast<uint8_t>(ch);
+    h *= 0x100000001b3ull;  // FNV prime
+  }
+  // SplitMix64's finalizer: every input bit affects every output bit.
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h;
+}
+
+uint64_t key_position(std::string_view key) {
+  constexpr uint64_t kMask = (uint64_t{1} << kPositionHashBits) - 1;
+  return slot_first_position(key_slot(key)) | (key_hash(key) & kMask);
+}
+
+std::string data_key_at(uint64_t position) {
+  std::string out(1, kDataTag);
+  put_u64be(&out, position);
+  return out;
+}
+
+std::string data_key(std::string_view key) {
+  std::string out;
+  out.reserve(9 + key.size());
+  out.push_back(kDataTag);
+  put_u64be(&out, key_position(key));
+  out.append(key);
+  return out;
+}
+
+bool parse_data_key(std::string_view storage_key, uint64_t* position, std::string_view* key) {
+  if (storage_key.size() < 9 || storage_key[0] != kDataTag) return false;
+  *position = get_u64be(storage_key.data() + 1);
+  *key = storage_key.substr(9);
+  return true;
+}
+
+std::string expiry_key(int64_t expire_at_ms, std::string_view key) {
+  std::string out;
+  out.reserve(9 + key.size());
+  out.push_back(kExpiryTag);
+  put_u64be(&out, static_cast<uint64_t>(expire_at_ms));
+  out.append(key);
+  return out;
+}
+
+bool parse_expiry_key(std::string_view storage_key, int64_t* expire_at_ms, std::string_view* key) {
+  if (storage_key.size() < 9 || storage_key[0] != kExpiryTag) return false;
+  *expire_at_ms = static_cast<int64_t>(get_u64be(storage_key.data() + 1));
+  *key = storage_key.substr(9);
+  return true;
+}
+
+std::string meta_key(std::string_view name) {
+  std::string out(1, kMetaTag);
+  out.append(name);
+  return out;
+}
+
+}  // namespace qkv::kv

@@ -1,0 +1,104 @@
+// How the key-value data of one group is laid out in its StateStore range
+// (the grammar is docs/KV_FORMAT.md). Pure functions; this encoding is a
+// persistent format shared by every replica, so any change needs a new
+// format version.
+//
+//   '#' name                       group metadata (key count, expiry count, last stamp)
+//   'e' expire_at_ms:u64be key     expiry index: one entry per key with a TTL
+//   'k' position:u64be key         a key's record: type, flags, [expiry], payload
+//
+// A key's position is slot << 50 | (hash(key) mod 2^50), where slot is the
+// Redis Cluster hash slot. Records are so ordered by slot (a slot is one
+// contiguous range: moving slots between shards is a range copy) and,
+// within a slot, by hash: SCAN's cursor is simply the position to resume at.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace qkv::kv {
+
+// The kind of value a key holds. Codes are persistent.
+enum class ValueType : uint8_t {
+  kString = 1,
+  // Collections, not implemented yet: the codes and names are reserved, and
+  // records of these types are accepted (tests write them to check
+  // WRONGTYPE, TYPE and SCAN's TYPE filter).
+  kList = 2,
+  kSet = 3,
+  kZSet = 4,
+  kHash = 5,
+  kStream = 6,
+};
+
+// What TYPE replies: "string", "list", ... ("none" is the caller's).
+std::string_view type_name(ValueType t);
+// The type named by `name` (case-insensitive), as SCAN's TYPE option reads it.
+std::optional<ValueType> type_from_name(std::string_view name);
+
+// A key's record.
+struct Record {
+  ValueType type = ValueType::kString;
+  int64_t expire_at_ms = 0;  // absolute, ms since the Unix epoch; 0 = no expiry
+  std::string payload;       // a string's bytes
+};
+
+inline constexpr uint8_t kRecordFlagExpiry = 0x01;
+
+std::string encode_record(const Record& r);
+// False if the bytes are not a valid record.
+bool decode_record(std::string_view bytes, Record* r);
+// Only the header (type and expiry), without copying the payload.
+bool decode_record_header(std::string_view bytes, ValueType* type, int64_t* expire_at_ms);
+
+// Redis Cluster's hash slot of a key: CRC16 (XMODEM) of the key, or of its
+// hash tag (the bytes between the first '{' and the first '}' after it, if
+// not empty), mod 16384.
+inline constexpr uint32_t kSlots = 16384;
+uint16_t key_slot(std::string_view key);
+uint16_t crc16(std::string_view bytes);
+// A 64-bit hash of the whole key (FNV-1a, then the SplitMix64 finalizer).
+uint64_t key_hash(std::string_view key);
+// slot << 50 | (key_hash(key) & (2^50 - 1)).
+inline constexpr int kPositionHashBits = 50;
+uint64_t key_position(std::string_view key);
+inline uint16_t position_slot(uint64_t position) {
+  return static_cast<uint16_t>(position >> kPositionHashBits);
+}
+// The first position of a slot (for range operations on slots).
+inline uint64_t slot_first_position(uint16_t slot) {
+  return static_cast<uint64_t>(slot) << kPositionHashBits;
+}
+
+inline constexpr char kMetaTag = '#';
+inline constexpr char kExpiryTag = 'e';
+inline constexpr char kDataTag = 'k';
+
+// 'k' position key.
+std::string data_key(std::string_view key);
+// 'k' position: where the records from `position` on start.
+std::string data_key_at(uint64_t position);
+// Splits a data key; false if it is not one.
+bool parse_data_key(std::string_view storage_key, uint64_t* position, std::string_view* key);
+
+// 'e' expire_at_ms key.
+std::string expiry_key(int64_t expire_at_ms, std::string_view key);
+bool parse_expiry_key(std::string_view storage_key, int64_t* expire_at_ms, std::string_view* key);
+
+// '#' name.
+std::string meta_key(std::string_view name);
+inline constexpr std::string_view kMetaKeys = "keys";        // u64be: records under 'k'
+inline constexpr std::string_view kMetaExpires = "expires";  // u64be: records with an expiry
+inline constexpr std::string_view kMetaStamp = "stamp";      // u64be: largest stamp applied
+inline constexpr std::string_view kMetaFormat = "format";    // u64be: layout version
+inline constexpr uint64_t kFormatVersion = 1;
+
+void put_u64be(std::string* out, uint64_t v);
+uint64_t get_u64be(const char* p);
+std::string encode_u64be(uint64_t v);
+// False unless `bytes` is exactly 8 bytes.
+bool decode_u64be(std::string_view bytes, uint64_t* v);
+
+}  // namespace qkv::kv

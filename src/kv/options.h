@@ -1,0 +1,30 @@
+// Limits of the key-value state machine (STYLE.md point 7). Every replica of
+// a group must run with the same values for the options marked
+// "replicated": they change what a command does, so replicas that disagree
+// would diverge.
+#pragma once
+
+#include <cstdint>
+
+namespace qkv::kv {
+
+struct KvOptions {
+  // Replicated. The longest string value APPEND and SETRANGE may build.
+  // Redis: proto-max-bulk-len (512 MiB); the error text names that setting.
+  uint64_t string_bytes_max = 512ull << 20;
+
+  // The most keys one KEYS reply may hold; a larger answer is refused with
+  // an error that suggests SCAN (Redis has no limit).
+  uint64_t keys_reply_max = 1ull << 24;
+  // SCAN's COUNT is capped to this many keys examined per call.
+  uint64_t scan_count_max = 100000;
+  // RANDOMKEY gives up (nil) after examining this many expired keys in a row.
+  uint64_t randomkey_examined_max = 1000;
+
+  // snapshot() carries the group's whole data in the Raft snapshot's `data`
+  // (in memory); a larger state fails to snapshot (kInvalidArgument) and the
+  // log is simply not compacted.
+  uint64_t snapshot_bytes_max = 2ull << 30;
+};
+
+}  // namespace qkv::kv

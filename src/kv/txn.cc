@@ -1,0 +1,113 @@
+#include "kv/txn.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+
+namespace qkv::kv {
+
+Txn::Txn(const storage::StateStore* store, uint64_t group, bool writable)
+    : store_(store), group_(group), writable_(writable) {
+  QKV_CHECK(store_ != nullptr);
+}
+
+void Txn::fail(const Status& s) {
+  if (status_.is_ok()) status_ = s;
+}
+
+std::optional<std::string> Txn::get(std::string_view key) {
+  auto it = overlay_.find(key);
+  if (it != overlay_.end()) return it->second.value;
+  if (cleared_) return std::nullopt;
+  store_reads_++;
+  auto r = store_->get(group_, key);
+  if (!r.is_ok()) {
+    fail(r.status());
+    return std::nullopt;
+  }
+  // Only a writable transaction caches: a read-only one is short-lived and
+  // may read many keys once (MGET, EXISTS) where a cache only costs memory.
+  if (writable_) overlay_.emplace(std::string(key), Entry{*r, false});
+  return std::move(r).value();
+}
+
+void Txn::put(std::string_view key, std::string value) {
+  QKV_CHECK(writable_) << "write in a read-only transaction";
+  auto it = overlay_.find(key);
+  if (it == overlay_.end()) it = overlay_.emplace(std::string(key), Entry{}).first;
+  it->second.value = std::move(value);
+  it->second.dirty = true;
+  writes_++;
+}
+
+void Txn::del(std::string_view key) {
+  QKV_CHECK(writable_) << "write in a read-only transaction";
+  auto it = overlay_.find(key);
+  if (it == overlay_.end()) it = overlay_.emplace(std::string(key), Entry{}).first;
+  it->second.value.reset();
+  it->second.dirty = true;
+  writes_++;
+}
+
+void Txn::clear() {
+  QKV_CHECK(writable_) << "write in a read-only transaction";
+  overlay_.clear();
+  cleared_ = true;
+  writes_++;
+}
+
+void Txn::scan(std::string_view prefix, std::string_view start, const Visitor& fn) {
+  std::string pos(std::max(start, prefix));
+  auto ov = overlay_.lower_bound(pos);
+  auto in_prefix = [&](std::string_view k) { return k.substr(0, prefix.size()) == prefix; };
+  // Overlay entries before `bound` (all of them when bound is null); false
+  // if fn asked to stop.
+  auto drain_overlay = [&](const std::string* bound) {
+    for (; ov != overlay_.end() && (bound == nullptr || ov->first < *bound); ++ov) {
+      if (!in_prefix(ov->first)) return bound != nullptr;  // past the prefix: nothing more
+      if (ov->second.value && !fn(ov->first, *ov->second.value)) return false;
+    }
+    return true;
+  };
+  if (!cleared_) {
+    while (true) {
+      storage::ScanOptions so;
+      so.prefix = std::string(prefix);
+      so.start = pos;
+      so.keys_max = kScanPageKeys;
+      store_reads_++;
+      auto page = store_->scan(group_, so);
+      if (!page.is_ok()) {
+        fail(page.status());
+        return;
+      }
+      for (const auto& [k, v] : page->items) {
+        if (!drain_overlay(&k)) return;
+        if (ov != overlay_.end() && ov->first == k) {
+          const Entry& e = ov->second;
+          ++ov;
+          if (e.value && !fn(k, *e.value)) return;
+        } else if (!fn(k, v)) {
+          return;
+        }
+      }
+      if (!page->next_start) break;
+      pos = std::move(*page->next_start);
+    }
+  }
+  drain_overlay(nullptr);
+}
+
+void Txn::commit(storage::StateBatch* batch) const {
+  if (cleared_) batch->delete_range("", "");
+  for (const auto& [k, e] : overlay_) {
+    if (!e.dirty) continue;
+    if (e.value) {
+      batch->put(k, *e.value);
+    } else if (!cleared_) {
+      batch->del(k);
+    }
+  }
+}
+
+}  // namespace qkv::kv

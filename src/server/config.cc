@@ -1,0 +1,179 @@
+#include "server/config.h"
+
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+namespace qkv::server {
+
+Result<HostPort> parse_host_port(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+    return Status(Code::kInvalidArgument, "expected HOST:PORT, got '" + s + "'");
+  }
+  HostPort hp;
+  hp.host = s.substr(0, colon);
+  uint64_t port = 0;
+  for (char c : s.substr(colon + 1)) {
+    if (c < '0' || c > '9') return Status(Code::kInvalidArgument, "bad port in '" + s + "'");
+    port = port * 10 + static_cast<uint64_t>(c - '0');
+    if (port > 65535) return Status(Code::kInvalidArgument, "port out of range in '" + s + "'");
+  }
+  hp.port = static_cast<uint16_t>(port);
+  return hp;
+}
+
+uint64_t node_id_for_name(const std::string& name) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  // Keep ids readable in logs and below 2^53 for JSON consumers.
+  h &= (1ULL << 53) - 1;
+  return h == 0 ? 1 : h;
+}
+
+Status ServerConfig::validate() const {
+  auto bad = [](const std::string& m) { return Status(Code::kInvalidArgument, m); };
+  if (name.empty()) return bad("--name must not be empty");
+  if (data_dir.empty()) return bad("--data-dir must not be empty");
+  if (tick_ms <= 0) return bad("tick-ms must be positive");
+  if (election_ticks <= heartbeat_ticks) return bad("election-ticks must exceed heartbeat-ticks");
+  if (read_mode != "readindex" && read_mode != "lease") {
+    return bad("read-mode must be readindex or lease");
+  }
+  if (!initial_cluster.empty() && !initial_cluster.count(name) && !join) {
+    return bad("--initial-cluster does not name this node ('" + name + "')");
+  }
+  if (maxclients == 0) return bad("maxclients must be positive");
+  return Status::ok();
+}
+
+namespace {
+
+Status parse_cluster(const std::string& s, std::map<std::string, HostPort>* out) {
+  out->clear();
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? s.size() : comma + 1;
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Status(Code::kInvalidArgument,
+                    "--initial-cluster: expected name=HOST:PEERPORT, got '" + item + "'");
+    }
+    auto hp = parse_host_port(item.substr(eq + 1));
+    if (!hp.is_ok()) return hp.status();
+    (*out)[item.substr(0, eq)] = *hp;
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
+  ServerConfig c;
+  CLI::App app{"quorumkv: a strongly consistent, Raft-replicated server speaking the Redis protocol"};
+  std::string config_file, listen_client, listen_peer, listen_http, initial_cluster;
+  app.add_option("--config", config_file, "TOML file; every flag has a key of the same name");
+  app.add_option("--name", c.name, "this node's name (its id derives from it)");
+  app.add_option("--data-dir", c.data_dir, "data directory");
+  app.add_option("--listen-client", listen_client, "HOST:PORT for Redis clients (default 127.0.0.1:7379)");
+  app.add_option("--listen-peer", listen_peer, "HOST:PORT for other nodes (default 127.0.0.1:7380)");
+  app.add_option("--listen-http", listen_http, "HOST:PORT for /health and /metrics (default off)");
+  app.add_option("--initial-cluster", initial_cluster,
+                 "founding members: name=HOST:PEERPORT,... (default: this node alone)");
+  app.add_flag("--join", c.join, "join an existing cluster instead of founding one");
+  app.add_option("--cluster-id", c.cluster_id, "refuse peers of another cluster");
+  app.add_option("--tick-ms", c.tick_ms, "Raft tick length");
+  app.add_option("--election-ticks", c.election_ticks, "election timeout in ticks");
+  app.add_option("--heartbeat-ticks", c.heartbeat_ticks, "heartbeat interval in ticks");
+  app.add_option("--read-mode", c.read_mode, "readindex (default) or lease");
+  app.add_option("--request-timeout-ms", c.request_timeout_ms, "fail a request after this long");
+  app.add_option("--snapshot-entries", c.snapshot_entries, "snapshot every this many entries");
+  app.add_option("--maxclients", c.maxclients, "maximum client connections");
+  app.add_option("--proto-max-bulk-len", c.proto_max_bulk_len, "largest bulk string accepted");
+  app.add_option("--client-query-buffer-limit", c.client_query_buffer_limit,
+                 "bytes buffered per client without a complete command");
+  app.add_option("--client-output-buffer-limit", c.client_output_buffer_limit,
+                 "bytes of replies buffered per client before it is disconnected");
+  app.add_option("--requirepass", c.requirepass, "password clients must AUTH with");
+  app.add_option("--log-level", c.log_level, "debug, info, warn, error");
+  std::vector<const char*> argv;
+  argv.push_back("quorumkv");
+  for (auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::CallForHelp&) {
+    return Status(Code::kNotFound, app.help());
+  } catch (const CLI::ParseError& e) {
+    return Status(Code::kInvalidArgument, e.what());
+  }
+  if (!config_file.empty()) {
+    // Flags given on the command line win: re-parse them after the file.
+    try {
+      toml::table t = toml::parse_file(config_file);
+      auto str = [&](const char* k, std::string* v) {
+        if (auto x = t[k].value<std::string>(); x && app.count(std::string("--") + k) == 0) *v = *x;
+      };
+      auto num = [&](const char* k, auto* v) {
+        if (auto x = t[k].value<int64_t>(); x && app.count(std::string("--") + k) == 0) {
+          *v = static_cast<std::remove_reference_t<decltype(*v)>>(*x);
+        }
+      };
+      str("name", &c.name);
+      str("data-dir", &c.data_dir);
+      str("listen-client", &listen_client);
+      str("listen-peer", &listen_peer);
+      str("listen-http", &listen_http);
+      str("initial-cluster", &initial_cluster);
+      if (auto x = t["join"].value<bool>(); x && app.count("--join") == 0) c.join = *x;
+      num("cluster-id", &c.cluster_id);
+      num("tick-ms", &c.tick_ms);
+      num("election-ticks", &c.election_ticks);
+      num("heartbeat-ticks", &c.heartbeat_ticks);
+      str("read-mode", &c.read_mode);
+      num("request-timeout-ms", &c.request_timeout_ms);
+      num("snapshot-entries", &c.snapshot_entries);
+      num("maxclients", &c.maxclients);
+      num("proto-max-bulk-len", &c.proto_max_bulk_len);
+      num("client-query-buffer-limit", &c.client_query_buffer_limit);
+      num("client-output-buffer-limit", &c.client_output_buffer_limit);
+      str("requirepass", &c.requirepass);
+      str("log-level", &c.log_level);
+    } catch (const toml::parse_error& e) {
+      return Status(Code::kInvalidArgument,
+                    "config " + config_file + ": " + std::string(e.description()));
+    }
+  }
+  if (!listen_client.empty()) {
+    auto hp = parse_host_port(listen_client);
+    if (!hp.is_ok()) return hp.status();
+    c.listen_client = *hp;
+  }
+  if (!listen_peer.empty()) {
+    auto hp = parse_host_port(listen_peer);
+    if (!hp.is_ok()) return hp.status();
+    c.listen_peer = *hp;
+  }
+  if (!listen_http.empty()) {
+    auto hp = parse_host_port(listen_http);
+    if (!hp.is_ok()) return hp.status();
+    c.listen_http = *hp;
+  }
+  if (!initial_cluster.empty()) {
+    if (Status s = parse_cluster(initial_cluster, &c.initial_cluster); !s.is_ok()) return s;
+  }
+  if (Status s = c.validate(); !s.is_ok()) return s;
+  return c;
+}
+
+Result<ServerConfig> parse_config(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; i++) args.emplace_back(argv[i]);
+  return parse_config_args(std::move(args));
+}
+
+}  // namespace qkv::server

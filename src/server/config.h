@@ -1,0 +1,64 @@
+// Server configuration: command-line flags (CLI11) and a TOML file
+// (toml++), every flag having a key of the same name. Flags win over the
+// file. DESIGN.md, "User-facing contracts".
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace qkv::server {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+Result<HostPort> parse_host_port(const std::string& s);
+
+struct ServerConfig {
+  std::string name = "default";
+  std::string data_dir = "./quorumkv-data";
+  HostPort listen_client{"127.0.0.1", 7379};
+  HostPort listen_peer{"127.0.0.1", 7380};
+  HostPort listen_http{"127.0.0.1", 0};  // port 0: no HTTP endpoint
+  // name -> peer address of every founding member ("" = this node alone).
+  std::map<std::string, HostPort> initial_cluster;
+  bool join = false;  // join an existing cluster (added by an operator)
+  uint64_t cluster_id = 0;
+
+  // Raft and timing.
+  int tick_ms = 50;
+  int election_ticks = 10;
+  int heartbeat_ticks = 1;
+  std::string read_mode = "readindex";  // readindex | lease
+  int request_timeout_ms = 3000;
+  uint64_t snapshot_entries = 20000;
+
+  // Client limits (Redis names in comments).
+  uint64_t maxclients = 10000;                 // maxclients
+  uint64_t proto_max_bulk_len = 512ull << 20;  // proto-max-bulk-len
+  uint64_t client_query_buffer_limit = 1ull << 30;  // client-query-buffer-limit
+  uint64_t multibulk_args_max = 1024 * 1024;
+  uint64_t client_output_buffer_limit = 256ull << 20;
+  std::string requirepass;  // AUTH password; empty: none
+
+  std::string log_level = "info";
+
+  Status validate() const;
+};
+
+// Node ids are derived from names (stable across restarts and membership
+// changes): a 64-bit FNV-1a hash, never 0.
+uint64_t node_id_for_name(const std::string& name);
+
+// Parses argv (and --config FILE). On --help, returns kNotFound with the
+// help text as the message.
+Result<ServerConfig> parse_config(int argc, char** argv);
+Result<ServerConfig> parse_config_args(std::vector<std::string> args);
+
+}  // namespace qkv::server

@@ -1,0 +1,553 @@
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "kv/kv.pb.h"
+
+namespace qkv::server {
+
+using asio::awaitable;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
+constexpr const char* kRedisVersion = "7.0.0";
+constexpr const char* kQkvVersion = "0.1.0";
+constexpr uint64_t kGroup = 1;
+constexpr size_t kPipelineMax = 4096;  // requests in flight per client before reading pauses
+
+
+namespace {
+
+std::string err(std::string_view msg) {
+  std::string s = "-";
+  s += msg;
+  s += "\r\n";
+  return s;
+}
+
+std::vector<std::string_view> views(const std::vector<std::string>& args) {
+  return std::vector<std::string_view>(args.begin(), args.end());
+}
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, ServerConfig config)
+    : io_(io), cfg_(std::move(config)), expire_timer_(io) {}
+
+Server::~Server() {
+  *alive_ = false;
+  stop();
+}
+
+int64_t Server::now_ms() const {
+  int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  return sm_ ? std::max(wall, sm_->last_stamp_ms()) : wall;
+}
+
+std::string Server::error_reply(net::Protocol, std::string_view msg) { return err(msg); }
+
+Status Server::start() {
+  {
+    storage::PosixFileSystem fs;
+    if (Status s = fs.create_dirs(cfg_.data_dir); !s.is_ok()) return s;
+  }
+  auto store = storage::StateStore::open(cfg_.data_dir + "/state", storage::StateStoreOptions{});
+  if (!store.is_ok()) return store.status();
+  store_ = std::move(store).value();
+
+  cluster::NodeOptions o;
+  o.id = node_id_for_name(cfg_.name);
+  o.cluster_id = cfg_.cluster_id;
+  o.data_dir = cfg_.data_dir;
+  o.peer_host = cfg_.listen_peer.host;
+  o.peer_port = cfg_.listen_peer.port;
+  o.join = cfg_.join;
+  for (const auto& [name, hp] : cfg_.initial_cluster) {
+    o.initial_members[node_id_for_name(name)] = cluster::PeerAddress{hp.host, hp.port};
+  }
+  if (o.initial_members.empty()) {
+    o.initial_members[o.id] = cluster::PeerAddress{cfg_.listen_peer.host, cfg_.listen_peer.port};
+  }
+  o.tick_ms = cfg_.tick_ms;
+  o.election_ticks = cfg_.election_ticks;
+  o.heartbeat_ticks = cfg_.heartbeat_ticks;
+  o.read_mode = cfg_.read_mode == "lease" ? raft::ReadMode::kLease : raft::ReadMode::kReadIndex;
+  o.request_timeout_ms = cfg_.request_timeout_ms;
+  o.snapshot_entries = cfg_.snapshot_entries;
+  o.transport.cluster_id = cfg_.cluster_id;
+  storage::StateStore* st = store_.get();
+  node_ = std::make_unique<cluster::Node>(
+      io_, o, [this, st](uint64_t group) -> Result<std::unique_ptr<cluster::GroupStateMachine>> {
+        auto sm = kv::KvStateMachine::open(st, group);
+        if (!sm.is_ok()) return sm.status();
+        sm_ = sm->get();
+        return std::unique_ptr<cluster::GroupStateMachine>(std::move(sm).value());
+      });
+  auto alive = alive_;
+  node_->set_forward_handler([this, alive](uint64_t from, netpb::Forward&& f) {
+    if (*alive) on_forward(from, std::move(f));
+  });
+  if (Status s = node_->start(); !s.is_ok()) return s;
+
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(cfg_.listen_client.host, ec);
+  if (ec) return Status(Code::kInvalidArgument, "bad --listen-client host: " + ec.message());
+  acceptor_ = std::make_unique<tcp::acceptor>(io_);
+  tcp::endpoint ep(addr, cfg_.listen_client.port);
+  acceptor_->open(ep.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(ep, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status(Code::kIoError, "cannot listen for clients on " +
+                                      cfg_.listen_client.to_string() + ": " + ec.message());
+  }
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  if (cfg_.listen_http.port != 0) {
+    auto haddr = asio::ip::make_address(cfg_.listen_http.host, ec);
+    if (ec) return Status(Code::kInvalidArgument, "bad --listen-http host");
+    http_acceptor_ = std::make_unique<tcp::acceptor>(io_);
+    tcp::endpoint hep(haddr, cfg_.listen_http.port);
+    http_acceptor_->open(hep.protocol(), ec);
+    if (!ec) http_acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) http_acceptor_->bind(hep, ec);
+    if (!ec) http_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status(Code::kIoError, "cannot listen for HTTP on " + cfg_.listen_http.to_string() +
+                                        ": " + ec.message());
+    }
+    asio::co_spawn(io_, http_accept_loop(), asio::detached);
+  }
+  expire_tick();
+  return Status::ok();
+}
+
+void Server::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  asio::error_code ec;
+  expire_timer_.cancel();
+  if (acceptor_) acceptor_->close(ec);
+  if (http_acceptor_) http_acceptor_->close(ec);
+  for (auto& [id, w] : clients_) {
+    if (auto c = w.lock()) {
+      c->closed = true;
+      c->socket.close(ec);
+      c->wake.cancel();
+      c->read_wake.cancel();
+    }
+  }
+  if (node_) node_->stop();
+}
+
+uint16_t Server::client_port() const {
+  return acceptor_ ? acceptor_->local_endpoint().port() : 0;
+}
+uint16_t Server::peer_port() const { return node_ ? node_->peer_port() : 0; }
+uint16_t Server::http_port() const {
+  return http_acceptor_ ? http_acceptor_->local_endpoint().port() : 0;
+}
+
+// ---------------------------------------------------------------------------
+// Client connections
+
+awaitable<void> Server::accept_loop() {
+  auto alive = alive_;
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_->async_accept(kTuple);
+    if (!*alive || stopped_) co_return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      continue;
+    }
+    stats_.connections_received++;
+    // Drop expired weak entries, then enforce maxclients.
+    std::erase_if(clients_, [](const auto& kv) { return kv.second.expired(); });
+    if (clients_.size() >= cfg_.maxclients) {
+      stats_.connections_rejected++;
+      std::string e = err("ERR max number of clients reached");
+      asio::error_code wec;
+      asio::write(socket, asio::buffer(e), wec);
+      socket.close(wec);
+      continue;
+    }
+    auto c = std::make_shared<Client>(io_, std::move(socket));
+    c->id = next_client_id_++;
+    asio::error_code rec;
+    auto remote = c->socket.remote_endpoint(rec);
+    if (!rec) c->addr = remote.address().to_string() + ":" + std::to_string(remote.port());
+    c->socket.set_option(tcp::no_delay(true), rec);
+    net::RequestLimits lim;
+    lim.bulk_bytes_max = cfg_.proto_max_bulk_len;
+    lim.query_buffer_bytes_max = cfg_.client_query_buffer_limit;
+    lim.args_max = cfg_.multibulk_args_max;
+    c->parser.set_limits(lim);
+    c->authed = cfg_.requirepass.empty();
+    c->parser.set_authenticated(c->authed);
+    clients_[c->id] = c;
+    asio::co_spawn(io_, client_reader(c), asio::detached);
+    asio::co_spawn(io_, client_writer(c), asio::detached);
+  }
+}
+
+void Server::finish_slot(const std::shared_ptr<Client>& c, size_t seq, std::string bytes) {
+  if (c->closed) return;
+  size_t idx = seq - c->first_seq;
+  if (idx >= c->slots.size()) return;
+  c->slots[idx].done = true;
+  c->slots[idx].bytes = std::move(bytes);
+  bool moved = false;
+  while (!c->slots.empty() && c->slots.front().done) {
+    c->out += c->slots.front().bytes;
+    c->slots.pop_front();
+    c->first_seq++;
+    moved = true;
+  }
+  if (c->out.size() > cfg_.client_output_buffer_limit) {
+    // A client that does not read its replies is disconnected (Redis:
+    // client-output-buffer-limit).
+    asio::error_code ec;
+    c->closed = true;
+    c->socket.close(ec);
+  }
+  if (moved) {
+    c->wake.cancel();
+    c->read_wake.cancel();
+  }
+}
+
+awaitable<void> Server::client_reader(std::shared_ptr<Client> c) {
+  auto alive = alive_;
+  while (*alive && !c->closed && !c->closing) {
+    while (c->slots.size() >= kPipelineMax && !c->closed) {
+      c->read_wake.expires_at(asio::steady_timer::time_point::max());
+      co_await c->read_wake.async_wait(kTuple);
+      if (!*alive) co_return;
+    }
+    auto room = c->parser.prepare(16 << 10);
+    auto [ec, n] = co_await c->socket.async_read_some(asio::buffer(room.data(), room.size()), kTuple);
+    if (!*alive) co_return;
+    if (ec) {
+      c->closed = true;
+      c->wake.cancel();
+      co_return;
+    }
+    c->parser.commit(n);
+    for (;;) {
+      net::Parsed r = c->parser.next();
+      if (r == net::Parsed::kNeedMore) break;
+      uint64_t seq = c->first_seq + c->slots.size();
+      c->slots.emplace_back();
+      if (r == net::Parsed::kError) {
+        // Garbage closes this one connection, after the error is written.
+        stats_.protocol_errors++;
+        finish_slot(c, seq, err(c->parser.error()));
+        c->closing = true;
+        c->wake.cancel();
+        break;
+      }
+      auto a = c->parser.args();
+      std::vector<std::string> args(a.begin(), a.end());
+      std::weak_ptr<Client> wc = c;
+      execute(c, std::move(args), [this, wc, seq, alive](std::string bytes) {
+        if (!*alive) return;
+        if (auto cc = wc.lock()) finish_slot(cc, seq, std::move(bytes));
+      });
+      if (c->closing) break;
+    }
+  }
+  co_return;
+}
+
+awaitable<void> Server::client_writer(std::shared_ptr<Client> c) {
+  auto alive = alive_;
+  std::string buf;
+  while (*alive && !c->closed) {
+    if (c->out.empty()) {
+      if (c->closing && c->slots.empty()) break;
+      c->wake.expires_at(asio::steady_timer::time_point::max());
+      co_await c->wake.async_wait(kTuple);
+      if (!*alive) co_return;
+      continue;
+    }
+    buf.clear();
+    buf.swap(c->out);
+    auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(buf), kTuple);
+    if (!*alive) co_return;
+    if (ec) {
+      c->closed = true;
+      break;
+    }
+  }
+  asio::error_code ec;
+  c->socket.shutdown(tcp::socket::shutdown_both, ec);
+  c->socket.close(ec);
+  c->closed = true;
+  c->read_wake.cancel();
+  clients_.erase(c->id);
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch
+
+void Server::execute(const std::shared_ptr<Client>& c, std::vector<std::string> args,
+                     ReplyFn reply) {
+  stats_.commands_processed++;
+  auto v = views(args);
+  const kv::CommandSpec* spec = kv::find_command(args[0]);
+  if (spec == nullptr) {
+    reply(err(kv::unknown_command_error(v)));
+    return;
+  }
+  if (!kv::arity_ok(*spec, args.size())) {
+    reply(err(kv::arity_error(spec->name)));
+    return;
+  }
+  if (!c->authed && !(spec->flags & kv::kCmdNoAuth)) {
+    reply(err("NOAUTH Authentication required."));
+    return;
+  }
+  c->last_cmd = lower(args[0]);
+  auto t0 = Clock::now();
+  auto& cs = stats_.commandstats[std::string(spec->name)];
+  cs.first++;
+  auto timed = [&cs, t0, reply = std::move(reply)](std::string bytes) mutable {
+    cs.second += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+    reply(std::move(bytes));
+  };
+  if (spec->is_local()) {
+    ReplyFn r = std::move(timed);
+    execute_local(c, *spec, args, r);
+    return;
+  }
+  execute_data(*spec, std::move(args), c->proto, std::move(timed));
+}
+
+void Server::execute_data(const kv::CommandSpec& spec, std::vector<std::string> args,
+                          net::Protocol proto, ReplyFn reply) {
+  if (fatal()) {
+    reply(err("ERR node stopped after a storage failure: " + node_->fatal_error()));
+    return;
+  }
+  if (spec.is_readonly()) {
+    read_with_barrier(std::make_shared<std::vector<std::string>>(std::move(args)), proto,
+                      std::move(reply),
+                      Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms));
+    return;
+  }
+  propose_or_forward(std::move(args), proto, std::move(reply),
+                     Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms));
+}
+
+void Server::read_with_barrier(std::shared_ptr<std::vector<std::string>> shared,
+                               net::Protocol proto, ReplyFn reply, Clock::time_point deadline) {
+  {
+    auto alive = alive_;
+    node_->read_barrier(kGroup, [this, alive, shared, proto, deadline,
+                                 reply = std::move(reply)](Status s) mutable {
+      if (!*alive) return;
+      if (!s.is_ok() && (s.code() == Code::kNoLeader || s.code() == Code::kNotLeader) &&
+          Clock::now() < deadline && !stopped_) {
+        // No leader known yet (an election, a node just started): ask again
+        // a tick later, until the request's deadline.
+        auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(cfg_.tick_ms));
+        t->async_wait([this, alive, t, shared, proto, deadline,
+                       reply = std::move(reply)](const asio::error_code&) mutable {
+          if (!*alive || stopped_) return;
+          read_with_barrier(shared, proto, std::move(reply), deadline);
+        });
+        return;
+      }
+      if (!s.is_ok()) {
+        stats_.clusterdown++;
+        reply(err("CLUSTERDOWN The cluster is down: " + s.to_string()));
+        return;
+      }
+      std::string out;
+      auto v = views(*shared);
+      Status rs = sm_->execute_read(v, proto, now_ms(), &out);
+      if (!rs.is_ok()) {
+        reply(err("ERR " + rs.to_string()));
+        return;
+      }
+      reply(std::move(out));
+    });
+  }
+}
+
+bool Server::fatal() const { return node_ && !node_->fatal_error().empty(); }
+
+void Server::propose_or_forward(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
+                                Clock::time_point deadline) {
+  auto alive = alive_;
+  if (Clock::now() >= deadline) {
+    stats_.clusterdown++;
+    reply(err("CLUSTERDOWN The cluster is down: no leader within " +
+              std::to_string(cfg_.request_timeout_ms) + " ms"));
+    return;
+  }
+  uint64_t leader = node_->leader(kGroup);
+  if (node_->is_leader(kGroup)) {
+    auto v = views(args);
+    std::string payload = kv::encode_request(now_ms(), proto, v);
+    auto shared = std::make_shared<std::vector<std::string>>(std::move(args));
+    node_->propose(kGroup, std::move(payload),
+                   [this, alive, shared, proto, deadline, reply = std::move(reply)](
+                       Status s, std::string result) mutable {
+                     if (!*alive) return;
+                     if (s.is_ok()) {
+                       reply(std::move(result));
+                     } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
+                                s.code() == Code::kTransferInProgress) {
+                       // Not applied (or never appended): safe to try again.
+                       retry_later(std::move(*shared), proto, std::move(reply), deadline);
+                     } else if (s.code() == Code::kTimedOut) {
+                       stats_.clusterdown++;
+                       reply(err("CLUSTERDOWN The cluster is down: the write was not committed "
+                                 "in time; it may or may not be applied"));
+                     } else {
+                       reply(err("ERR " + s.to_string()));
+                     }
+                   });
+    return;
+  }
+  if (leader == raft::kNone || leader == node_->id()) {
+    retry_later(std::move(args), proto, std::move(reply), deadline);
+    return;
+  }
+  // Forward to the leader and relay its reply.
+  kvpb::KvRequest req;
+  for (auto& a : args) req.add_args(a);
+  req.set_protocol(static_cast<uint32_t>(proto));
+  netpb::Forward f;
+  uint64_t id = next_forward_id_++;
+  f.set_id(id);
+  f.set_payload(req.SerializeAsString());
+  stats_.forwarded++;
+  forwarded_[id] = Forwarded{std::move(args), proto, std::move(reply), deadline};
+  if (!node_->transport().forward(leader, std::move(f))) {
+    auto fw = std::move(forwarded_[id]);
+    forwarded_.erase(id);
+    retry_later(std::move(fw.args), fw.proto, std::move(fw.reply), deadline);
+  }
+}
+
+void Server::retry_later(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
+                         Clock::time_point deadline) {
+  auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(cfg_.tick_ms));
+  auto alive = alive_;
+  auto shared = std::make_shared<std::vector<std::string>>(std::move(args));
+  t->async_wait([this, alive, t, shared, proto, deadline, reply = std::move(reply)](
+                    const asio::error_code&) mutable {
+    if (!*alive || stopped_) return;
+    propose_or_forward(std::move(*shared), proto, std::move(reply), deadline);
+  });
+}
+
+// A forwarded request arrives at the leader (or the leader's reply comes
+// back). Reply payloads start with 'R' (the reply follows) or 'A' (not
+// leader: ask again, nothing was applied).
+void Server::on_forward(uint64_t from, netpb::Forward&& f) {
+  if (f.is_reply()) {
+    auto it = forwarded_.find(f.id());
+    if (it == forwarded_.end()) return;  // timed out already
+    Forwarded fw = std::move(it->second);
+    forwarded_.erase(it);
+    const std::string& p = f.payload();
+    if (!p.empty() && p[0] == 'R') {
+      fw.reply(p.substr(1));
+    } else {
+      retry_later(std::move(fw.args), fw.proto, std::move(fw.reply), fw.deadline);
+    }
+    return;
+  }
+  kvpb::KvRequest req;
+  uint64_t id = f.id();
+  auto alive = alive_;
+  auto answer = [this, alive, from, id](char kind, std::string bytes) {
+    if (!*alive) return;
+    netpb::Forward r;
+    r.set_id(id);
+    r.set_is_reply(true);
+    r.set_payload(std::string(1, kind) + bytes);
+    (void)node_->transport().forward(from, std::move(r));
+  };
+  if (!req.ParseFromString(f.payload()) || req.args_size() == 0) {
+    answer('R', err("ERR malformed forwarded request"));
+    return;
+  }
+  if (!node_->is_leader(kGroup)) {
+    answer('A', {});
+    return;
+  }
+  std::vector<std::string> args(req.args().begin(), req.args().end());
+  const kv::CommandSpec* spec = kv::find_command(args[0]);
+  if (spec == nullptr || !spec->is_write() || !kv::arity_ok(*spec, args.size())) {
+    answer('R', err("ERR forwarded request is not a valid write command"));
+    return;
+  }
+  auto proto = req.protocol() == 3 ? net::Protocol::kResp3 : net::Protocol::kResp2;
+  auto v = views(args);
+  std::string payload = kv::encode_request(now_ms(), proto, v);
+  node_->propose(kGroup, std::move(payload), [answer](Status s, std::string result) {
+    if (s.is_ok()) {
+      answer('R', std::move(result));
+    } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
+               s.code() == Code::kTransferInProgress) {
+      answer('A', {});
+    } else if (s.code() == Code::kTimedOut) {
+      answer('R', err("CLUSTERDOWN The cluster is down: the write was not committed in time; "
+                      "it may or may not be applied"));
+    } else {
+      answer('R', err("ERR " + s.to_string()));
+    }
+  });
+}
+
+void Server::expire_tick() {
+  if (stopped_) return;
+  auto alive = alive_;
+  expire_timer_.expires_after(std::chrono::milliseconds(100));
+  expire_timer_.async_wait([this, alive](const asio::error_code& ec) {
+    if (ec || !*alive || stopped_) return;
+    // Forwarded requests whose leader never answered.
+    auto now = Clock::now();
+    for (auto it = forwarded_.begin(); it != forwarded_.end();) {
+      if (it->second.deadline <= now) {
+        auto fw = std::move(it->second);
+        it = forwarded_.erase(it);
+        stats_.clusterdown++;
+        fw.reply(err("CLUSTERDOWN The cluster is down: the leader did not answer in time; the "
+                     "write may or may not be applied"));
+      } else {
+        ++it;
+      }
+    }
+    // The leader proposes the deletion of expired keys (DESIGN.md).
+    if (node_->is_leader(kGroup) && sm_) {
+      int64_t t = now_ms();
+      auto keys = sm_->expired_keys_to_delete(t, 128);
+      if (!keys.empty()) {
+        stats_.expired_keys_proposed += keys.size();
+        node_->propose(kGroup, kv::encode_expired_deletion(t, keys), [](Status, std::string) {});
+      }
+    }
+    expire_tick();
+  });
+}
+
+}  // namespace qkv::server

@@ -1,0 +1,144 @@
+// The quorumkv server: Redis clients on one side, a cluster::Node on the
+// other. Each client connection parses pipelined requests (RESP2/RESP3,
+// inline) and answers them in order, even when a write is waiting for Raft
+// while a later read is ready.
+//
+// Dispatch, once per command (STYLE.md point 8): look the command up in the
+// table, check arity and authentication, then
+//   local     (PING, HELLO, CLIENT, INFO, ...): answered by this node
+//   read-only: a linearizable read barrier (ReadIndex or lease) on this node,
+//              then executed on the local state machine — followers serve
+//              linearizable reads too
+//   write:     proposed through Raft if this node leads; otherwise forwarded
+//              to the leader, whose reply is relayed. No leader within the
+//              request timeout: -CLUSTERDOWN.
+//
+// Thread-safety: everything runs on one io_context thread; the WAL sync runs
+// on the cluster node's persist thread.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "cluster/node.h"
+#include "kv/commands.h"
+#include "kv/state_machine.h"
+#include "net/resp.h"
+#include "server/config.h"
+#include "storage/state_store.h"
+
+namespace qkv::server {
+
+struct ServerStats {
+  uint64_t connections_received = 0;
+  uint64_t connections_rejected = 0;
+  uint64_t commands_processed = 0;
+  uint64_t protocol_errors = 0;
+  uint64_t forwarded = 0;
+  uint64_t clusterdown = 0;
+  uint64_t expired_keys_proposed = 0;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> commandstats;  // calls, usec
+};
+
+class Server {
+ public:
+  Server(asio::io_context& io, ServerConfig config);
+  ~Server();
+
+  Status start();
+  void stop();
+
+  uint16_t client_port() const;
+  uint16_t peer_port() const;
+  uint16_t http_port() const;
+  cluster::Node& node() { return *node_; }
+  const ServerConfig& config() const { return cfg_; }
+
+ private:
+  struct Slot {
+    bool done = false;
+    std::string bytes;
+  };
+  struct Client {
+    explicit Client(asio::io_context& io, asio::ip::tcp::socket s) : socket(std::move(s)), wake(io), read_wake(io) {
+      wake.expires_at(asio::steady_timer::time_point::max());
+      read_wake.expires_at(asio::steady_timer::time_point::max());
+    }
+    uint64_t id = 0;
+    asio::ip::tcp::socket socket;
+    net::RequestParser parser;
+    net::Protocol proto = net::Protocol::kResp2;
+    bool authed = false;
+    std::string name;
+    std::string addr;
+    std::string last_cmd;
+    std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+    std::deque<Slot> slots;
+    uint64_t first_seq = 0;
+    std::string out;
+    asio::steady_timer wake;
+    asio::steady_timer read_wake;
+    bool closing = false;  // close once everything queued is written
+    bool closed = false;
+  };
+
+  using ReplyFn = std::function<void(std::string)>;
+
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> client_reader(std::shared_ptr<Client> c);
+  asio::awaitable<void> client_writer(std::shared_ptr<Client> c);
+  asio::awaitable<void> http_accept_loop();
+  asio::awaitable<void> http_session(asio::ip::tcp::socket s);
+
+  // Runs one command; reply(bytes) is called exactly once, maybe later.
+  void execute(const std::shared_ptr<Client>& c, std::vector<std::string> args, ReplyFn reply);
+  void execute_local(const std::shared_ptr<Client>& c, const kv::CommandSpec& spec,
+                     std::vector<std::string>& args, ReplyFn& reply);
+  void execute_data(const kv::CommandSpec& spec, std::vector<std::string> args,
+                    net::Protocol proto, ReplyFn reply);
+  void propose_or_forward(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
+                          std::chrono::steady_clock::time_point deadline);
+  void read_with_barrier(std::shared_ptr<std::vector<std::string>> args, net::Protocol proto,
+                         ReplyFn reply, std::chrono::steady_clock::time_point deadline);
+  void retry_later(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
+                   std::chrono::steady_clock::time_point deadline);
+  bool fatal() const;
+  void on_forward(uint64_t from, netpb::Forward&& f);
+  void expire_tick();
+  int64_t now_ms() const;
+  std::string info(const std::string& section, net::Protocol proto);
+  std::string metrics();
+  std::string error_reply(net::Protocol proto, std::string_view msg);
+  void finish_slot(const std::shared_ptr<Client>& c, size_t seq, std::string bytes);
+
+  asio::io_context& io_;
+  ServerConfig cfg_;
+  std::unique_ptr<storage::StateStore> store_;
+  kv::KvStateMachine* sm_ = nullptr;  // owned by the node's group
+  std::unique_ptr<cluster::Node> node_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  std::unique_ptr<asio::ip::tcp::acceptor> http_acceptor_;
+  asio::steady_timer expire_timer_;
+  std::map<uint64_t, std::weak_ptr<Client>> clients_;
+  uint64_t next_client_id_ = 1;
+  uint64_t next_forward_id_ = 1;
+  struct Forwarded {
+    std::vector<std::string> args;
+    net::Protocol proto = net::Protocol::kResp2;
+    ReplyFn reply;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::map<uint64_t, Forwarded> forwarded_;
+  ServerStats stats_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  bool stopped_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace qkv::server

@@ -1,0 +1,232 @@
+"""End-to-end tests of the quorumkv server: real processes, real clients
+(redis-py and redis-cli), a 3-node cluster on loopback.
+
+    python3 tests/e2e/test_server.py [-v] [TestClass.test_name]
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import redis
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Cluster  # noqa: E402
+
+
+def wait_until(pred, timeout=10, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            if pred():
+                return
+        except redis.exceptions.RedisError as e:  # e.g. CLUSTERDOWN while a node starts
+            last = e
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s (last error: %s)" % (what, last))
+
+
+class ClusterTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(3).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop()
+
+    def test_commands_on_any_node(self):
+        c = self.cluster
+        leader = c.wait_leader()
+        f1, f2 = c.followers()[:2]
+        # A write sent to a follower is forwarded to the leader.
+        self.assertTrue(f1.client().set("k1", "v1"))
+        # A linearizable read on another follower sees it at once.
+        self.assertEqual(f2.client().get("k1"), b"v1")
+        self.assertEqual(leader.client().get("k1"), b"v1")
+        r = f2.client()
+        self.assertEqual(r.incr("ctr"), 1)
+        self.assertEqual(f1.client().incrby("ctr", 41), 42)
+        self.assertEqual(r.decr("ctr"), 41)
+        self.assertAlmostEqual(float(r.incrbyfloat("flt", 1.5)), 1.5)
+        self.assertEqual(r.append("s", "ab"), 2)
+        self.assertEqual(r.append("s", "cd"), 4)
+        self.assertEqual(r.strlen("s"), 4)
+        self.assertEqual(r.getrange("s", 1, 2), b"bc")
+        self.assertEqual(r.setrange("s", 1, "XY"), 4)
+        self.assertEqual(r.get("s"), b"aXYd")
+        self.assertEqual(r.mset({"m1": "a", "m2": "b"}), True)
+        self.assertEqual(r.mget("m1", "m2", "nope"), [b"a", b"b", None])
+        self.assertFalse(r.msetnx({"m1": "x", "m3": "y"}))
+        self.assertIsNone(r.get("m3"))
+        self.assertFalse(r.setnx("m1", "z"))
+        self.assertEqual(r.getset("m1", "new"), b"a")
+        self.assertEqual(r.getdel("m1"), b"new")
+        self.assertEqual(r.exists("m1", "m2"), 1)
+        self.assertEqual(r.type("m2"), b"string")
+        self.assertEqual(r.type("none"), b"none")
+        self.assertTrue(r.rename("m2", "m4"))
+        self.assertEqual(r.get("m4"), b"b")
+        self.assertEqual(r.delete("m4", "k1", "nokey"), 2)
+        # Expiry.
+        self.assertTrue(r.set("e1", "x", ex=100))
+        self.assertTrue(95 <= r.ttl("e1") <= 100)
+        self.assertTrue(r.persist("e1"))
+        self.assertEqual(r.ttl("e1"), -1)
+        self.assertEqual(r.ttl("missing"), -2)
+        self.assertTrue(r.set("e2", "x", px=150))
+        wait_until(lambda: r.get("e2") is None, 5, "e2 to expire")
+        self.assertTrue(r.pexpire("e1", 100))
+        wait_until(lambda: r.exists("e1") == 0, 5, "e1 to expire")
+        # The leader deletes expired keys through the log: every node agrees.
+        wait_until(lambda: all(n.client().dbsize() == c.nodes[0].client().dbsize()
+                               for n in c.nodes), 5, "replicas to agree on dbsize")
+        # Our CAS.
+        r.set("cas", "1")
+        self.assertEqual(r.execute_command("CAS", "cas", "1", "2"), 1)
+        self.assertEqual(r.execute_command("CAS", "cas", "1", "3"), 0)
+        self.assertEqual(r.get("cas"), b"2")
+        # SCAN and KEYS.
+        for i in range(30):
+            r.set("scan:%d" % i, i)
+        self.assertEqual(len(list(r.scan_iter(match="scan:*", count=7))), 30)
+        self.assertEqual(len(r.keys("scan:*")), 30)
+
+    def test_connection_and_server_commands(self):
+        r = self.cluster.nodes[0].client()
+        self.assertTrue(r.ping())
+        self.assertEqual(r.echo("hi"), b"hi")
+        self.assertTrue(r.execute_command("SELECT", 0))
+        with self.assertRaises(redis.ResponseError):
+            r.execute_command("SELECT", 1)
+        self.assertTrue(r.client_setname("tester"))
+        self.assertIn(r.client_getname(), ("tester", b"tester"))
+        self.assertGreater(r.client_id(), 0)
+        self.assertIn("tester", str(r.execute_command("CLIENT", "LIST")))
+        info = r.info("all")
+        for key in ("redis_version", "connected_clients", "used_memory", "total_commands_processed",
+                    "raft_term", "raft_commit_index", "role"):
+            self.assertIn(key, info)
+        self.assertGreater(r.command_count(), 50)
+        self.assertIn(b"maxclients", r.execute_command("CONFIG", "GET", "maxclients"))
+        # RESP3 through HELLO (raw: this redis-py speaks RESP2 only).
+        s = socket.create_connection(("127.0.0.1", self.cluster.nodes[1].client_port), timeout=5)
+        s.sendall(b"HELLO 3\r\nSET r3 x\r\nGET r3\r\nPING\r\n")
+        data = b""
+        while not data.endswith(b"+PONG\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertTrue(data.startswith(b"%7\r\n"), data[:40])  # a RESP3 map
+        self.assertIn(b"$5\r\nproto\r\n:3\r\n", data)
+        self.assertIn(b"+OK\r\n$1\r\nx\r\n+PONG\r\n", data)
+        # redis-cli works unchanged.
+        if shutil.which("redis-cli"):
+            out = subprocess.run(["redis-cli", "-p", str(self.cluster.nodes[2].client_port), "GET", "r3"],
+                                 capture_output=True, text=True, timeout=10)
+            self.assertEqual(out.stdout.strip(), "x")
+
+    def test_bad_input_keeps_node_and_connection(self):
+        node = self.cluster.nodes[1]
+        r = node.client()
+        with self.assertRaisesRegex(redis.ResponseError, "wrong number of arguments for 'get'"):
+            r.execute_command("GET")
+        with self.assertRaisesRegex(redis.ResponseError, "unknown command"):
+            r.execute_command("NOSUCHCMD", "a")
+        r.set("notint", "abc")
+        with self.assertRaisesRegex(redis.ResponseError, "not an integer"):
+            r.incr("notint")
+        r.set("big", str(2**63 - 1))
+        with self.assertRaisesRegex(redis.ResponseError, "overflow"):
+            r.incr("big")
+        with self.assertRaisesRegex(redis.ResponseError, "syntax error"):
+            r.execute_command("SET", "a", "b", "NX", "XX")
+        self.assertTrue(r.ping())  # the same connection still works
+
+        def raw(payload, read=True):
+            s = socket.create_connection(("127.0.0.1", node.client_port), timeout=5)
+            s.sendall(payload)
+            data = b""
+            if read:
+                try:
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                except socket.timeout:
+                    pass
+            return s, data
+
+        # A huge bulk length: protocol error, that connection closed.
+        s, data = raw(b"*1\r\n$2000000000000\r\n")
+        self.assertIn(b"Protocol error", data)
+        s.close()
+        # Garbage.
+        s, data = raw(b"*2\r\nxx\r\n")
+        self.assertIn(b"Protocol error", data)
+        s.close()
+        # Half a command, then silence: the node keeps serving others.
+        stalled, _ = raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk", read=False)
+        self.assertTrue(r.set("after-stall", "ok"))
+        self.assertEqual(node.client().get("after-stall"), b"ok")
+        stalled.close()
+        self.assertTrue(node.alive())
+
+
+class FailoverTest(unittest.TestCase):
+    def test_kill_leader_loses_no_acknowledged_write(self):
+        with Cluster(3) as c:
+            leader = c.wait_leader()
+            follower = c.followers()[0]
+            acked = []
+            r = follower.client(socket_timeout=5)
+            for i in range(200):
+                r.set("w:%d" % i, i)
+                acked.append(i)
+            leader.kill(signal.SIGKILL)
+            new_leader = c.wait_leader(exclude=leader)
+            self.assertIsNot(new_leader, leader)
+            # Writes succeed on the new leader (through any live node).
+            live = [n for n in c.nodes if n.alive()]
+            deadline = time.time() + 10
+            while True:
+                try:
+                    self.assertTrue(live[0].client().set("after", "failover"))
+                    break
+                except redis.exceptions.ResponseError as e:
+                    if "CLUSTERDOWN" not in str(e) or time.time() > deadline:
+                        raise
+                    time.sleep(0.1)
+            for n in live:
+                rr = n.client()
+                for i in acked:
+                    self.assertEqual(rr.get("w:%d" % i), str(i).encode(), "lost w:%d on %s" % (i, n.name))
+            # The old leader restarts from its data directory and catches up.
+            leader.start()
+            wait_until(lambda: leader.client().get("after") == b"failover", 15,
+                       "the restarted node to catch up")
+            self.assertEqual(leader.client().get("w:199"), b"199")
+
+    def test_restarted_follower_catches_up(self):
+        with Cluster(3) as c:
+            c.wait_leader()
+            f = c.followers()[0]
+            f.kill(signal.SIGKILL)
+            leader = c.leader()
+            r = leader.client()
+            for i in range(100):
+                r.set("c:%d" % i, i)
+            f.start()
+            wait_until(lambda: f.client().get("c:99") == b"99", 15, "the follower to catch up")
+
+
+if __name__ == "__main__":
+    unittest.main()
