@@ -118,6 +118,18 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
   std::string out;
   net::ReplyWriter w(&out, c->proto);
   std::string name(spec.name);
+  if (!spec.subcommands.empty() && args.size() >= 2 && lower(args[1]) == "help") {
+    // CLIENT HELP, COMMAND HELP, CONFIG HELP: one line per subcommand.
+    std::vector<std::string> lines;
+    for (const auto& sub : spec.subcommands) {
+      lines.push_back(std::string(sub.syntax));
+      lines.push_back("    " + std::string(sub.summary));
+    }
+    w.array(lines.size());
+    for (const auto& l : lines) w.simple_string(l);
+    reply(std::move(out));
+    return;
+  }
   if (name == "ping") {
     if (args.size() == 1) {
       w.simple_string("PONG");
