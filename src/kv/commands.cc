@@ -31,13 +31,15 @@ constexpr std::span<const CommandSpec> kNoSub;
 const CommandSpec kCommandSubcommands[] = {
     {"command|count", 2, kLocal | kLS, 0, 0, 0, "@slow @connection", "", "server", "2.8.13",
      "Returns the number of commands.", "COMMAND COUNT", nullptr, kNoSub},
-    {"command|docs", -2, kLocal | kLS, 0, 0, 0, "@slow @connection", "nondeterministic_output_order",
-     "server", "7.0.0", "Returns documentary information about commands.",
+    {"command|docs", -2, kLocal | kLS, 0, 0, 0, "@slow @connection",
+     "nondeterministic_output_order", "server", "7.0.0",
+     "Returns documentary information about commands.",
      "COMMAND DOCS [command-name [command-name ...]]", nullptr, kNoSub},
     {"command|help", 2, kLocal | kLS, 0, 0, 0, "@slow @connection", "", "server", "5.0.0",
      "Returns helpful text about the different subcommands.", "COMMAND HELP", nullptr, kNoSub},
-    {"command|info", -2, kLocal | kLS, 0, 0, 0, "@slow @connection", "nondeterministic_output_order",
-     "server", "2.8.13", "Returns information about commands, or all of them.",
+    {"command|info", -2, kLocal | kLS, 0, 0, 0, "@slow @connection",
+     "nondeterministic_output_order", "server", "2.8.13",
+     "Returns information about commands, or all of them.",
      "COMMAND INFO [command-name [command-name ...]]", nullptr, kNoSub},
 };
 
@@ -58,8 +60,8 @@ const CommandSpec kClientSubcommands[] = {
 };
 
 const CommandSpec kConfigSubcommands[] = {
-    {"config|get", -3, kLocal | kAdminLS, 0, 0, 0, "@admin @slow @dangerous", "", "server",
-     "2.0.0", "Returns the values of settings (glob patterns allowed).",
+    {"config|get", -3, kLocal | kAdminLS, 0, 0, 0, "@admin @slow @dangerous", "", "server", "2.0.0",
+     "Returns the values of settings (glob patterns allowed).",
      "CONFIG GET parameter [parameter ...]", nullptr, kNoSub},
     {"config|help", 2, kLocal | kLS, 0, 0, 0, "@slow", "", "server", "5.0.0",
      "Returns helpful text about the different subcommands.", "CONFIG HELP", nullptr, kNoSub},
@@ -104,6 +106,12 @@ const CommandSpec kCommands[] = {
     {"select", 2, kLocal | kLS | kF, 0, 0, 0, "@fast @connection", "", "connection", "1.0.0",
      "Selects the database of the connection (only database 0 exists).", "SELECT index", nullptr,
      kNoSub},
+    {"raft", -2, kLocal | kCmdAdmin, 0, 0, 0, "@admin @slow @dangerous", "", "server", "ours",
+     "Raft membership and status: STATUS, MEMBERS, ADD-LEARNER, ADD-VOTER, REMOVE, TRANSFER, "
+     "SNAPSHOT (quorumctl uses it).",
+     "RAFT STATUS | MEMBERS | ADD-LEARNER name host:port | ADD-VOTER name host:port | "
+     "REMOVE name | TRANSFER name | SNAPSHOT",
+     nullptr, kNoSub},
 
     // --- Keyspace ----------------------------------------------------------
     {"dbsize", 1, kR | kF, 0, 0, 0, "@keyspace @read @fast",
@@ -224,14 +232,14 @@ const CommandSpec kCommands[] = {
      "Subtracts from an integer.", "DECRBY key decrement", cmd_decrby, kNoSub},
     {"incrbyfloat", 3, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "2.6.0",
      "Adds to a floating point number.", "INCRBYFLOAT key increment", cmd_incrbyfloat, kNoSub},
-    {"cas", 4, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "quorumkv",
+    {"cas", 4, kW | kM | kF, 1, 1, 1, "@write @string @fast", "", "string", "ours",
      "Sets a string to a new value if it equals the expected one (1), else nothing (0).",
      "CAS key expected new", cmd_cas, kNoSub},
 };
 
 // Proposed by nodes only.
 const CommandSpec kInternalCommands[] = {
-    {"delexpired", -2, kW | kCmdInternal, 1, -1, 1, "@keyspace @write", "", "generic", "quorumkv",
+    {"delexpired", -2, kW | kCmdInternal, 1, -1, 1, "@keyspace @write", "", "generic", "ours",
      "Deletes the given keys whose expiry has passed at the entry's stamp.",
      "DELEXPIRED key [key ...]", cmd_delexpired, kNoSub},
 };
@@ -282,9 +290,9 @@ std::string_view c_prefix(std::string_view s, size_t n) {
 
 std::vector<std::string_view> redis_flag_names(uint32_t flags) {
   static constexpr std::pair<uint32_t, std::string_view> kNames[] = {
-      {kCmdWrite, "write"},     {kCmdReadonly, "readonly"}, {kCmdDenyOom, "denyoom"},
-      {kCmdAdmin, "admin"},     {kCmdNoScript, "noscript"}, {kCmdBlocking, "blocking"},
-      {kCmdLoading, "loading"}, {kCmdStale, "stale"},       {kCmdFast, "fast"},
+      {kCmdWrite, "write"},     {kCmdReadonly, "readonly"},    {kCmdDenyOom, "denyoom"},
+      {kCmdAdmin, "admin"},     {kCmdNoScript, "noscript"},    {kCmdBlocking, "blocking"},
+      {kCmdLoading, "loading"}, {kCmdStale, "stale"},          {kCmdFast, "fast"},
       {kCmdNoAuth, "no_auth"},  {kCmdAllowBusy, "allow_busy"},
   };
   std::vector<std::string_view> out;
@@ -325,7 +333,8 @@ std::vector<size_t> key_positions(const CommandSpec& spec, size_t argc) {
   std::vector<size_t> out;
   if (spec.first_key <= 0 || spec.key_step <= 0) return out;
   int64_t last = spec.last_key >= 0 ? spec.last_key : static_cast<int64_t>(argc) + spec.last_key;
-  for (int64_t i = spec.first_key; i <= last && i < static_cast<int64_t>(argc); i += spec.key_step) {
+  for (int64_t i = spec.first_key; i <= last && i < static_cast<int64_t>(argc);
+       i += spec.key_step) {
     // A key of a pair whose value is missing (MSET k) is not counted.
     if (spec.key_step > 1 && i + 1 >= static_cast<int64_t>(argc)) break;
     out.push_back(static_cast<size_t>(i));

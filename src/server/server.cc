@@ -401,6 +401,10 @@ void Server::propose_or_forward(std::vector<std::string> args, net::Protocol pro
     return;
   }
   uint64_t leader = node_->leader(kGroup);
+  if (node_->is_leader(kGroup) && is_admin_change(args)) {
+    run_admin_change(std::move(args), std::move(reply));
+    return;
+  }
   if (node_->is_leader(kGroup)) {
     auto v = views(args);
     std::string payload = kv::encode_request(now_ms(), proto, v);
@@ -495,6 +499,10 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
     return;
   }
   std::vector<std::string> args(req.args().begin(), req.args().end());
+  if (is_admin_change(args)) {
+    run_admin_change(std::move(args), [answer](std::string bytes) { answer('R', std::move(bytes)); });
+    return;
+  }
   const kv::CommandSpec* spec = kv::find_command(args[0]);
   if (spec == nullptr || !spec->is_write() || !kv::arity_ok(*spec, args.size())) {
     answer('R', err("ERR forwarded request is not a valid write command"));

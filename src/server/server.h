@@ -106,6 +106,10 @@ class Server {
                           std::chrono::steady_clock::time_point deadline);
   void read_with_barrier(std::shared_ptr<std::vector<std::string>> args, net::Protocol proto,
                          ReplyFn reply, std::chrono::steady_clock::time_point deadline);
+  // RAFT admin commands (admin.cc).
+  static bool is_admin_change(const std::vector<std::string>& args);
+  void execute_admin(std::vector<std::string> args, net::Protocol proto, ReplyFn reply);
+  void run_admin_change(std::vector<std::string> args, ReplyFn reply);
   void retry_later(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
                    std::chrono::steady_clock::time_point deadline);
   bool fatal() const;

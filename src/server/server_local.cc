@@ -393,6 +393,9 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
       reply(err(kv::unknown_subcommand_error("CONFIG", args[1])));
       return;
     }
+  } else if (name == "raft") {
+    execute_admin(std::move(args), c->proto, std::move(reply));
+    return;
   } else if (name == "info") {
     std::string section = args.size() > 1 ? lower(args[1]) : "default";
     std::string text = info(section, c->proto);

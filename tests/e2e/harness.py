@@ -47,7 +47,7 @@ class Node:
                 "--listen-client", "127.0.0.1:%d" % self.client_port,
                 "--listen-peer", "127.0.0.1:%d" % self.peer_port,
                 "--listen-http", "127.0.0.1:%d" % self.http_port,
-                "--initial-cluster", self.cluster.initial_cluster(),
+                "--initial-cluster", self.cluster.initial_cluster(self),
                 "--tick-ms", str(self.cluster.tick_ms)] + list(self.cluster.extra) + list(extra)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -90,20 +90,25 @@ class Node:
 class Cluster:
     """A local cluster of n quorumkv processes."""
 
-    def __init__(self, n=3, tick_ms=20, extra=()):
+    def __init__(self, n=3, tick_ms=20, extra=(), start=None):
         self.dir = tempfile.mkdtemp(prefix="qkv-e2e-")
         self.tick_ms = tick_ms
         self.extra = list(extra)
         ports = free_ports(3 * n)
         self.nodes = [Node(self, "n%d" % (i + 1), ports[3 * i], ports[3 * i + 1], ports[3 * i + 2])
                       for i in range(n)]
+        # The founding members: the first `start` nodes (the rest join later).
+        self.founders = self.nodes[:start] if start else self.nodes
 
-    def initial_cluster(self):
-        return ",".join("%s=127.0.0.1:%d" % (x.name, x.peer_port) for x in self.nodes)
+    def initial_cluster(self, node=None):
+        members = list(self.founders)
+        if node is not None and node not in members:
+            members.append(node)  # a joining node lists the founders and itself
+        return ",".join("%s=127.0.0.1:%d" % (x.name, x.peer_port) for x in members)
 
     def __enter__(self):
         try:
-            for node in self.nodes:
+            for node in self.founders:
                 node.start()
             self.wait_leader()
         except Exception:

@@ -228,5 +228,41 @@ class FailoverTest(unittest.TestCase):
             wait_until(lambda: f.client().get("c:99") == b"99", 15, "the follower to catch up")
 
 
+class MembershipTest(unittest.TestCase):
+    def test_learner_catches_up_by_snapshot_and_is_promoted(self):
+        quorumctl = os.path.join(os.path.dirname(os.environ.get("QKV_BINARY", "build/quorumkv")),
+                                 "quorumctl")
+
+        def ctl(node, *args):
+            out = subprocess.run([quorumctl, "-p", str(node.client_port)] + list(args),
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            return out.stdout
+
+        # Snapshot every 50 entries, so the learner cannot catch up by log.
+        with Cluster(4, extra=["--snapshot-entries", "50"], start=3) as c:
+            n1, n4 = c.nodes[0], c.nodes[3]
+            r = n1.client()
+            for i in range(300):
+                r.set("k:%d" % i, i)
+            self.assertGreater(int(n1.info("persistence")["raft_snapshot_index"]), 200)
+            n4.start(extra=["--join"])
+            # Any node takes the change (a follower forwards it to the leader).
+            follower = c.followers()[0]
+            ctl(follower, "add-learner", n4.name, "127.0.0.1:%d" % n4.peer_port)
+            wait_until(lambda: n4.client().get("k:299") == b"299", 20, "the learner to catch up")
+            self.assertIn("role=learner", ctl(n1, "members"))
+            ctl(n1, "add-voter", n4.name)
+            wait_until(lambda: "learner" not in ctl(n1, "members"), 10, "the promotion")
+            self.assertEqual(ctl(n1, "members").count("role=voter"), 4)
+            # The new voter takes part: writes still commit with one old node down.
+            c.nodes[1].kill()
+            wait_until(lambda: n4.client().set("after", "promotion"), 15, "a write with n2 down")
+            self.assertEqual(n1.client().get("after"), b"promotion")
+            # Leadership transfer to the new voter.
+            ctl(n1, "transfer", n4.name)
+            wait_until(lambda: n4.info("raft")["raft_role"] == "leader", 10, "n4 to lead")
+
+
 if __name__ == "__main__":
     unittest.main()
