@@ -1,0 +1,71 @@
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace qkv::server {
+namespace {
+
+TEST(ConfigTest, DefaultsAreASingleNode) {
+  auto c = parse_config_args({});
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->listen_client.to_string(), "127.0.0.1:7379");
+  EXPECT_EQ(c->data_dir, "./quorumkv-data");
+  EXPECT_TRUE(c->initial_cluster.empty());
+}
+
+TEST(ConfigTest, FlagsParse) {
+  auto c = parse_config_args({"--name", "n2", "--data-dir", "/d", "--listen-client", "0.0.0.0:1",
+                              "--listen-peer", "10.0.0.2:2", "--initial-cluster",
+                              "n1=10.0.0.1:2,n2=10.0.0.2:2,n3=10.0.0.3:2", "--read-mode", "lease"});
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->name, "n2");
+  EXPECT_EQ(c->initial_cluster.size(), 3u);
+  EXPECT_EQ(c->initial_cluster.at("n3").to_string(), "10.0.0.3:2");
+  EXPECT_EQ(c->read_mode, "lease");
+}
+
+TEST(ConfigTest, BadValuesAreClearErrors) {
+  EXPECT_EQ(parse_config_args({"--listen-client", "nohostport"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--listen-client", "h:99999"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--read-mode", "sloppy"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--name", "x", "--initial-cluster", "a=h:1"}).code(),
+            Code::kInvalidArgument);  // does not name this node
+  EXPECT_EQ(parse_config_args({"--no-such-flag"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--help"}).code(), Code::kNotFound);
+}
+
+TEST(ConfigTest, TomlFileWithFlagsWinning) {
+  std::string path = "/tmp/qkv-config-test-" + std::to_string(getpid()) + ".toml";
+  {
+    std::ofstream f(path);
+    f << "name = \"n1\"\n"
+         "data-dir = \"/from/file\"\n"
+         "listen-client = \"127.0.0.1:9000\"\n"
+         "initial-cluster = \"n1=127.0.0.1:9001\"\n"
+         "tick-ms = 20\n"
+         "maxclients = 7\n";
+  }
+  auto c = parse_config_args({"--config", path, "--data-dir", "/from/flag"});
+  std::remove(path.c_str());
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->name, "n1");
+  EXPECT_EQ(c->data_dir, "/from/flag");
+  EXPECT_EQ(c->listen_client.port, 9000);
+  EXPECT_EQ(c->tick_ms, 20);
+  EXPECT_EQ(c->maxclients, 7u);
+  auto bad = parse_config_args({"--config", "/nonexistent/x.toml"});
+  EXPECT_FALSE(bad.is_ok());
+}
+
+TEST(ConfigTest, NodeIdsAreStableAndNonZero) {
+  EXPECT_EQ(node_id_for_name("n1"), node_id_for_name("n1"));
+  EXPECT_NE(node_id_for_name("n1"), node_id_for_name("n2"));
+  EXPECT_NE(node_id_for_name(""), 0u);
+  EXPECT_LT(node_id_for_name("some-long-node-name"), 1ull << 53);
+}
+
+}  // namespace
+}  // namespace qkv::server
