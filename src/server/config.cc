@@ -46,6 +46,9 @@ Status ServerConfig::validate() const {
     return bad("--initial-cluster does not name this node ('" + name + "')");
   }
   if (maxclients == 0) return bad("maxclients must be positive");
+  if (client_pipeline_max == 0) return bad("client-pipeline-max must be positive");
+  if (expire_interval_ms <= 0) return bad("expire-interval-ms must be positive");
+  if (expire_keys_per_entry == 0) return bad("expire-keys-per-entry must be positive");
   return Status::ok();
 }
 
@@ -99,6 +102,12 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
                  "bytes buffered per client without a complete command");
   app.add_option("--client-output-buffer-limit", c.client_output_buffer_limit,
                  "bytes of replies buffered per client before it is disconnected");
+  app.add_option("--client-pipeline-max", c.client_pipeline_max,
+                 "requests in flight per client before reading pauses");
+  app.add_option("--expire-interval-ms", c.expire_interval_ms,
+                 "how often the leader deletes expired keys");
+  app.add_option("--expire-keys-per-entry", c.expire_keys_per_entry,
+                 "expired keys deleted per log entry");
   app.add_option("--requirepass", c.requirepass, "password clients must AUTH with");
   app.add_option("--log-level", c.log_level, "debug, info, warn, error");
   std::vector<const char*> argv;
@@ -141,6 +150,9 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       num("proto-max-bulk-len", &c.proto_max_bulk_len);
       num("client-query-buffer-limit", &c.client_query_buffer_limit);
       num("client-output-buffer-limit", &c.client_output_buffer_limit);
+      num("client-pipeline-max", &c.client_pipeline_max);
+      num("expire-interval-ms", &c.expire_interval_ms);
+      num("expire-keys-per-entry", &c.expire_keys_per_entry);
       str("requirepass", &c.requirepass);
       str("log-level", &c.log_level);
     } catch (const toml::parse_error& e) {

@@ -45,6 +45,13 @@ struct ServerConfig {
   uint64_t client_query_buffer_limit = 1ull << 30;  // client-query-buffer-limit
   uint64_t multibulk_args_max = 1024 * 1024;
   uint64_t client_output_buffer_limit = 256ull << 20;
+  // Requests one client may have in flight before the server stops reading
+  // from it until replies drain.
+  uint64_t client_pipeline_max = 4096;
+  // Expiry: how often the leader looks for expired keys, and how many it
+  // deletes per log entry.
+  int expire_interval_ms = 100;
+  uint64_t expire_keys_per_entry = 128;
   std::string requirepass;  // AUTH password; empty: none
 
   std::string log_level = "info";

@@ -18,7 +18,6 @@ constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr const char* kRedisVersion = "7.0.0";
 constexpr const char* kQkvVersion = "0.1.0";
 constexpr uint64_t kGroup = 1;
-constexpr size_t kPipelineMax = 4096;  // requests in flight per client before reading pauses
 
 
 namespace {
@@ -232,7 +231,7 @@ void Server::finish_slot(const std::shared_ptr<Client>& c, size_t seq, std::stri
 awaitable<void> Server::client_reader(std::shared_ptr<Client> c) {
   auto alive = alive_;
   while (*alive && !c->closed && !c->closing) {
-    while (c->slots.size() >= kPipelineMax && !c->closed) {
+    while (c->slots.size() >= cfg_.client_pipeline_max && !c->closed) {
       c->read_wake.expires_at(asio::steady_timer::time_point::max());
       co_await c->read_wake.async_wait(kTuple);
       if (!*alive) co_return;
@@ -529,7 +528,7 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
 void Server::expire_tick() {
   if (stopped_) return;
   auto alive = alive_;
-  expire_timer_.expires_after(std::chrono::milliseconds(100));
+  expire_timer_.expires_after(std::chrono::milliseconds(cfg_.expire_interval_ms));
   expire_timer_.async_wait([this, alive](const asio::error_code& ec) {
     if (ec || !*alive || stopped_) return;
     // Forwarded requests whose leader never answered.
@@ -548,7 +547,7 @@ void Server::expire_tick() {
     // The leader proposes the deletion of expired keys (DESIGN.md).
     if (node_->is_leader(kGroup) && sm_) {
       int64_t t = now_ms();
-      auto keys = sm_->expired_keys_to_delete(t, 128);
+      auto keys = sm_->expired_keys_to_delete(t, cfg_.expire_keys_per_entry);
       if (!keys.empty()) {
         stats_.expired_keys_proposed += keys.size();
         node_->propose(kGroup, kv::encode_expired_deletion(t, keys), [](Status, std::string) {});
