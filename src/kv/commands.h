@@ -35,15 +35,15 @@ namespace qkv::kv {
 // Command flags. The first group has Redis's meaning and name (COMMAND INFO
 // lists them); the last two are ours.
 enum CommandFlag : uint32_t {
-  kCmdWrite = 1u << 0,      // may change data: goes through the Raft log
-  kCmdReadonly = 1u << 1,   // reads data only: served by the read path
-  kCmdDenyOom = 1u << 2,    // may grow memory use
-  kCmdAdmin = 1u << 3,      // administrative
+  kCmdWrite = 1u << 0,     // may change data: goes through the Raft log
+  kCmdReadonly = 1u << 1,  // reads data only: served by the read path
+  kCmdDenyOom = 1u << 2,   // may grow memory use
+  kCmdAdmin = 1u << 3,     // administrative
   kCmdNoScript = 1u << 4,
-  kCmdLoading = 1u << 5,    // allowed while loading data
-  kCmdStale = 1u << 6,      // allowed on a replica with stale data
-  kCmdFast = 1u << 7,       // O(1) or O(log n)
-  kCmdNoAuth = 1u << 8,     // allowed before AUTH
+  kCmdLoading = 1u << 5,  // allowed while loading data
+  kCmdStale = 1u << 6,    // allowed on a replica with stale data
+  kCmdFast = 1u << 7,     // O(1) or O(log n)
+  kCmdNoAuth = 1u << 8,   // allowed before AUTH
   kCmdAllowBusy = 1u << 9,
   kCmdBlocking = 1u << 10,  // may block the client
   kCmdLocal = 1u << 16,     // ours: served by the server layer, never replicated
@@ -58,30 +58,30 @@ struct CommandSpec;
 
 // What a handler works with. Reply exactly one RESP value to `out`.
 struct CommandContext {
-  Keyspace& ks;                 // the data, as of ks.now_ms()
+  Keyspace& ks;  // the data, as of ks.now_ms()
   net::ReplyWriter& out;
   const KvOptions& options;
-  const CommandSpec& spec;      // the command being run (its name for errors)
-  uint64_t random = 0;          // RANDOMKEY's randomness (derived from the entry when applied)
+  const CommandSpec& spec;  // the command being run (its name for errors)
+  uint64_t random = 0;      // RANDOMKEY's randomness (derived from the entry when applied)
 };
 
 // args[0] is the command name as sent. Arity is checked before the call.
 using CommandHandler = void (*)(CommandContext& ctx, std::span<const std::string_view> args);
 
 struct CommandSpec {
-  std::string_view name;   // lower case; "container|sub" for a subcommand
-  int arity;               // n: exactly n arguments, name included; -n: at least n
-  uint32_t flags;          // CommandFlag bits
+  std::string_view name;  // lower case; "container|sub" for a subcommand
+  int arity;              // n: exactly n arguments, name included; -n: at least n
+  uint32_t flags;         // CommandFlag bits
   // Key positions (1-based; last_key -1 = the last argument, -2 the one
   // before, ...; all 0 when the command takes no key).
   int first_key, last_key, key_step;
   std::string_view acl_categories;  // "@read @string @fast"
   std::string_view tips;            // COMMAND INFO's tips, space separated
-  std::string_view group;           // COMMAND DOCS group: "string", "generic", "connection", "server"
-  std::string_view since;           // the Redis version that introduced it ("ours" for CAS)
-  std::string_view summary;         // one line, for COMMAND DOCS
-  std::string_view syntax;          // "SET key value [NX | XX] ..."
-  CommandHandler handler;           // data commands only
+  std::string_view group;    // COMMAND DOCS group: "string", "generic", "connection", "server"
+  std::string_view since;    // the Redis version that introduced it ("ours" for CAS)
+  std::string_view summary;  // one line, for COMMAND DOCS
+  std::string_view syntax;   // "SET key value [NX | XX] ..."
+  CommandHandler handler;    // data commands only
   std::span<const CommandSpec> subcommands;
 
   bool is_write() const { return (flags & kCmdWrite) != 0; }

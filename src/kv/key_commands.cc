@@ -279,7 +279,8 @@ void cmd_scan(CommandContext& ctx, Args args) {
       return;
     }
   }
-  const uint64_t budget = std::min<uint64_t>(static_cast<uint64_t>(count), ctx.options.scan_count_max);
+  const uint64_t budget =
+      std::min<uint64_t>(static_cast<uint64_t>(count), ctx.options.scan_count_max);
   std::vector<std::string> keys;
   uint64_t examined = 0;
   uint64_t last_position = 0;
@@ -324,7 +325,8 @@ void cmd_randomkey(CommandContext& ctx, Args) {
     return false;
   };
   ctx.ks.for_each(start, visit);
-  if (!found && expired_seen < ctx.options.randomkey_examined_max && ctx.ks.txn().status().is_ok()) {
+  if (!found && expired_seen < ctx.options.randomkey_examined_max &&
+      ctx.ks.txn().status().is_ok()) {
     wrapped = true;
     ctx.ks.for_each(0, visit);
   }

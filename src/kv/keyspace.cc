@@ -1,5 +1,6 @@
 #include "kv/keyspace.h"
 
+#include <algorithm>
 #include <set>
 
 #include "base/check.h"
@@ -33,8 +34,8 @@ Keyspace::Keyspace(Txn* txn, int64_t now_ms, KeyspaceCounters* counters)
 void Keyspace::corrupt(std::string_view storage_key) {
   // Recorded as a failed transaction: the apply fails (fatal for the node)
   // or the read returns the error. Never silently treated as absent.
-  txn_->fail(Status(Code::kCorruption,
-                    "undecodable key-value record at " + printable_key(storage_key)));
+  txn_->fail(
+      Status(Code::kCorruption, "undecodable key-value record at " + printable_key(storage_key)));
 }
 
 std::optional<Record> Keyspace::load(std::string_view key) {
@@ -69,6 +70,7 @@ void Keyspace::put(std::string_view key, const Record& r) {
   if (r.expire_at_ms != 0) {
     txn_->put(expiry_key(r.expire_at_ms, key), std::string());
     counters_->expires++;
+    min_expiry_written_ = std::min(min_expiry_written_, r.expire_at_ms);
   }
   txn_->put(data_key(key), encode_record(r));
 }
@@ -93,6 +95,10 @@ bool Keyspace::remove_if_expired(std::string_view key) {
 }
 
 void Keyspace::clear() {
+  // With no record there is nothing under 'k' or 'e': skip the range
+  // deletion (RocksDB pays for each range tombstone on later reads until
+  // its memtable is flushed).
+  if (counters_->keys == 0) return;
   txn_->clear();
   *counters_ = KeyspaceCounters{};
 }
@@ -111,21 +117,26 @@ void Keyspace::for_each(uint64_t from, const KeyVisitor& fn) {
   });
 }
 
-std::vector<std::string> Keyspace::expired_keys(size_t max_n) {
+std::vector<std::string> Keyspace::expired_keys(size_t max_n, int64_t from_ms, int64_t* first_ms) {
   std::vector<std::string> out;
+  if (first_ms != nullptr) *first_ms = INT64_MAX;
   if (max_n == 0) return out;
   const std::string prefix(1, kExpiryTag);
-  txn_->scan(prefix, prefix, [&](std::string_view sk, std::string_view) {
-    int64_t at = 0;
-    std::string_view key;
-    if (!parse_expiry_key(sk, &at, &key)) {
-      corrupt(sk);
-      return false;
-    }
-    if (at > now_ms_) return false;
-    out.emplace_back(key);
-    return out.size() < max_n;
-  });
+  bool first = true;
+  txn_->scan(prefix, expiry_key(std::max<int64_t>(from_ms, 0), ""),
+             [&](std::string_view sk, std::string_view) {
+               int64_t at = 0;
+               std::string_view key;
+               if (!parse_expiry_key(sk, &at, &key)) {
+                 corrupt(sk);
+                 return false;
+               }
+               if (first && first_ms != nullptr) *first_ms = at;
+               first = false;
+               if (at > now_ms_) return false;
+               out.emplace_back(key);
+               return out.size() < max_n;
+             });
   return out;
 }
 

@@ -15,6 +15,7 @@
 // Not thread-safe; lives for one command batch or one read.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -64,13 +65,17 @@ class Keyspace {
   // Calls fn(position, key, record) for every record at a position >=
   // `from`, expired ones included (check live()), in position order, until
   // fn returns false. fn may not write.
-  using KeyVisitor =
-      std::function<bool(uint64_t position, std::string_view key, const Record& r)>;
+  using KeyVisitor = std::function<bool(uint64_t position, std::string_view key, const Record& r)>;
   void for_each(uint64_t from, const KeyVisitor& fn);
 
   // Up to max_n keys whose expiry is <= now_ms, oldest expiry first, read
-  // from the expiry index.
-  std::vector<std::string> expired_keys(size_t max_n);
+  // from the expiry index from `from_ms` on (the caller knows there is no
+  // entry before it). *first_ms (if set) receives the time of the first
+  // entry found, expired or not, or INT64_MAX if there is none.
+  std::vector<std::string> expired_keys(size_t max_n, int64_t from_ms = 0,
+                                        int64_t* first_ms = nullptr);
+  // The earliest expiry this Keyspace wrote (INT64_MAX if none).
+  int64_t min_expiry_written() const { return min_expiry_written_; }
 
   // Recounts everything from the records and compares with the counters and
   // the expiry index. O(n): tests only.
@@ -84,6 +89,7 @@ class Keyspace {
   Txn* txn_;
   int64_t now_ms_;
   KeyspaceCounters* counters_;
+  int64_t min_expiry_written_ = INT64_MAX;
 };
 
 }  // namespace qkv::kv

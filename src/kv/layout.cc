@@ -82,7 +82,8 @@ bool decode_record_header(std::string_view bytes, ValueType* type, int64_t* expi
   if (bytes.size() < 2) return false;
   const auto t = static_cast<uint8_t>(bytes[0]);
   const auto flags = static_cast<uint8_t>(bytes[1]);
-  if (t < static_cast<uint8_t>(ValueType::kString) || t > static_cast<uint8_t>(ValueType::kStream)) {
+  if (t < static_cast<uint8_t>(ValueType::kString) ||
+      t > static_cast<uint8_t>(ValueType::kStream)) {
     return false;
   }
   if ((flags & ~kRecordFlagExpiry) != 0) return false;
@@ -109,7 +110,8 @@ uint16_t crc16(std::string_view bytes) {
   for (char ch : bytes) {
     crc ^= static_cast<uint16_t>(static_cast<uint8_t>(ch) << 8);
     for (int i = 0; i < 8; i++) {
-      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                           : static_cast<uint16_t>(crc << 1);
     }
   }
   return crc;

@@ -90,9 +90,11 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
   KeyspaceCounters counters = counters_;
   int64_t stamp = last_stamp_ms_;
   uint64_t expired_deleted = 0;
+  int64_t min_expiry_written = INT64_MAX;
   std::vector<std::string_view> args;
   for (const raftpb::Entry& e : entries) {
-    QKV_CHECK_EQ(e.index(), expected) << "group " << group_ << ": entries must follow the applied index";
+    QKV_CHECK_EQ(e.index(), expected)
+        << "group " << group_ << ": entries must follow the applied index";
     expected++;
     std::string out;
     if (e.type() == raftpb::ENTRY_NORMAL && !e.data().empty()) {
@@ -112,6 +114,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
                           mix64(e.index() * 1000003 + static_cast<uint64_t>(i)));
           if (req.internal()) expired_deleted += before - counters.keys;
         }
+        min_expiry_written = std::min(min_expiry_written, ks.min_expiry_written());
       }
     }
     results->push_back(std::move(out));
@@ -133,6 +136,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
   counters_ = counters;
   last_stamp_ms_ = stamp;
   expired_deleted_ += expired_deleted;
+  expiry_scan_from_ms_ = std::min(expiry_scan_from_ms_, min_expiry_written);
   return Status::ok();
 }
 
@@ -155,14 +159,15 @@ Status KvStateMachine::restore(const raftpb::Snapshot& snapshot) {
     if (file_meta.group() != meta.group() || file_meta.index() != meta.index() ||
         file_meta.term() != meta.term()) {
       return Status(Code::kCorruption,
-                    "snapshot data is for group " + std::to_string(file_meta.group()) +
-                        " index " + std::to_string(file_meta.index()) + " term " +
+                    "snapshot data is for group " + std::to_string(file_meta.group()) + " index " +
+                        std::to_string(file_meta.index()) + " term " +
                         std::to_string(file_meta.term()) + ", not for its metadata's");
     }
     s = store_->install_snapshot(meta, **reader);
   }
   if (!s.is_ok()) return s;
   cached_snapshot_.reset();
+  expiry_scan_from_ms_ = 0;
   return load_meta();
 }
 
@@ -214,8 +219,8 @@ raftpb::ConfState KvStateMachine::conf_state() const {
   return store_->applied(group_).conf_state();
 }
 
-Status KvStateMachine::execute_read(std::span<const std::string_view> args,
-                                    net::Protocol protocol, int64_t now_ms, std::string* reply) {
+Status KvStateMachine::execute_read(std::span<const std::string_view> args, net::Protocol protocol,
+                                    int64_t now_ms, std::string* reply) {
   const size_t mark = reply->size();
   net::ReplyWriter w(reply, protocol);
   if (args.empty()) {
@@ -242,8 +247,10 @@ std::vector<std::string> KvStateMachine::expired_keys_to_delete(int64_t now_ms, 
   Txn txn(store_, group_, /*writable=*/false);
   KeyspaceCounters counters = counters_;
   Keyspace ks(&txn, now_ms, &counters);
-  auto keys = ks.expired_keys(max_n);
+  int64_t first_ms = INT64_MAX;
+  auto keys = ks.expired_keys(max_n, expiry_scan_from_ms_, &first_ms);
   if (!txn.status().is_ok()) return {};
+  expiry_scan_from_ms_ = first_ms;
   return keys;
 }
 
@@ -260,6 +267,7 @@ Status KvStateMachine::TEST_put_record(std::string_view key, const Record& r) {
   Keyspace ks(&txn, last_stamp_ms_, &counters);
   ks.put(key, r);
   if (!txn.status().is_ok()) return txn.status();
+  expiry_scan_from_ms_ = std::min(expiry_scan_from_ms_, ks.min_expiry_written());
   storage::StateBatch batch(group_);
   txn.commit(&batch);
   batch.put(meta_key(kMetaKeys), encode_u64be(counters.keys));

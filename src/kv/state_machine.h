@@ -115,6 +115,11 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   KeyspaceCounters counters_;
   int64_t last_stamp_ms_ = 0;
   uint64_t expired_deleted_ = 0;
+  // No expiry index entry is earlier than this (local, not replicated):
+  // expired_keys_to_delete() starts there instead of at the first entry,
+  // so it does not wade through the tombstones of the entries it already
+  // had deleted. Lowered by every write of an earlier expiry.
+  int64_t expiry_scan_from_ms_ = 0;
   std::shared_ptr<const raftpb::Snapshot> cached_snapshot_;
 };
 

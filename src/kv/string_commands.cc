@@ -2,8 +2,8 @@
 // the few deliberate differences are listed in docs/KV_FORMAT.md.
 #include <strings.h>
 
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -375,8 +375,8 @@ void cmd_getrange(CommandContext& ctx, Args args) {
     ctx.out.bulk("");
     return;
   }
-  ctx.out.bulk(std::string_view(rec->payload).substr(static_cast<size_t>(start),
-                                                     static_cast<size_t>(end - start + 1)));
+  ctx.out.bulk(std::string_view(rec->payload)
+                   .substr(static_cast<size_t>(start), static_cast<size_t>(end - start + 1)));
 }
 
 // SETRANGE key offset value

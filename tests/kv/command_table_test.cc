@@ -1,25 +1,25 @@
 // The declarative command table: completeness, consistency, lookups, key
 // positions and the error texts produced from it.
-#include "kv/commands.h"
-
 #include <gtest/gtest.h>
 
 #include <set>
 #include <string>
+
+#include "kv/commands.h"
 
 namespace qkv::kv {
 namespace {
 
 TEST(KvCommandTable, HasEveryCommandOfTheIssue) {
   const char* names[] = {
-      "ping",     "echo",    "hello",   "auth",      "select",   "quit",        "command",
-      "info",     "client",  "dbsize",  "flushdb",   "flushall", "get",         "set",
-      "setnx",    "setex",   "psetex",  "getset",    "getdel",   "getex",       "mget",
-      "mset",     "msetnx",  "append",  "strlen",    "getrange", "setrange",    "incr",
-      "decr",     "incrby",  "decrby",  "incrbyfloat", "del",    "unlink",      "exists",
-      "type",     "rename",  "renamenx", "expire",   "pexpire",  "expireat",    "pexpireat",
-      "ttl",      "pttl",    "persist", "keys",      "scan",     "randomkey",   "config",
-      "cas",      "expiretime", "pexpiretime",
+      "ping",  "echo",       "hello",       "auth",        "select",   "quit",      "command",
+      "info",  "client",     "dbsize",      "flushdb",     "flushall", "get",       "set",
+      "setnx", "setex",      "psetex",      "getset",      "getdel",   "getex",     "mget",
+      "mset",  "msetnx",     "append",      "strlen",      "getrange", "setrange",  "incr",
+      "decr",  "incrby",     "decrby",      "incrbyfloat", "del",      "unlink",    "exists",
+      "type",  "rename",     "renamenx",    "expire",      "pexpire",  "expireat",  "pexpireat",
+      "ttl",   "pttl",       "persist",     "keys",        "scan",     "randomkey", "config",
+      "cas",   "expiretime", "pexpiretime",
   };
   for (const char* n : names) {
     const CommandSpec* s = find_command(n);
@@ -134,19 +134,21 @@ TEST(KvCommandTable, ErrorTexts) {
   EXPECT_EQ(arity_error("get"), "ERR wrong number of arguments for 'get' command");
   EXPECT_EQ(arity_error("config|get"), "ERR wrong number of arguments for 'config|get' command");
   std::vector<std::string_view> a = {"foo", "a", "b"};
-  EXPECT_EQ(unknown_command_error(a), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+  EXPECT_EQ(unknown_command_error(a),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
   std::vector<std::string_view> none = {"foo"};
   EXPECT_EQ(unknown_command_error(none), "ERR unknown command 'foo', with args beginning with: ");
   // Arguments are listed while the list is under 128 bytes, each cut to
   // what is left.
   std::string long_arg(200, 'x');
   std::vector<std::string_view> many = {"foo", long_arg, "b"};
-  EXPECT_EQ(unknown_command_error(many),
-            "ERR unknown command 'foo', with args beginning with: '" + std::string(128, 'x') + "' ");
+  EXPECT_EQ(unknown_command_error(many), "ERR unknown command 'foo', with args beginning with: '" +
+                                             std::string(128, 'x') + "' ");
   std::string y130(130, 'y');
   std::vector<std::string_view> second = {"foo", "a", y130, "c"};
-  EXPECT_EQ(unknown_command_error(second),
-            "ERR unknown command 'foo', with args beginning with: 'a' '" + std::string(124, 'y') + "' ");
+  EXPECT_EQ(
+      unknown_command_error(second),
+      "ERR unknown command 'foo', with args beginning with: 'a' '" + std::string(124, 'y') + "' ");
   EXPECT_EQ(unknown_subcommand_error("config", "foo"),
             "ERR unknown subcommand 'foo'. Try CONFIG HELP.");
   EXPECT_EQ(invalid_expire_error("set"), "ERR invalid expire time in 'set' command");

@@ -37,7 +37,10 @@ std::string Arr(std::initializer_list<std::string> elements) {
 }
 
 KvHarness::KvHarness(KvOptions options, uint64_t group)
-    : own_dir_(std::make_unique<TempDir>()), dir_(own_dir_->path()), options_(options), group_(group) {
+    : own_dir_(std::make_unique<TempDir>()),
+      dir_(own_dir_->path()),
+      options_(options),
+      group_(group) {
   open(true);
 }
 

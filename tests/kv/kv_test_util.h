@@ -45,8 +45,8 @@ class TempDir {
 std::string Ok();
 std::string Int(int64_t n);
 std::string Bulk(std::string_view s);
-std::string Nil();                     // $-1 (RESP2 null bulk)
-std::string Err(std::string_view s);   // "-" s CRLF
+std::string Nil();                    // $-1 (RESP2 null bulk)
+std::string Err(std::string_view s);  // "-" s CRLF
 std::string Simple(std::string_view s);
 std::string Arr(std::initializer_list<std::string> elements);  // already-encoded elements
 

@@ -105,9 +105,9 @@ TEST(KvLayout, RecordsRoundTrip) {
 
   EXPECT_FALSE(decode_record("", &back));
   EXPECT_FALSE(decode_record("\x01", &back));
-  EXPECT_FALSE(decode_record(std::string("\x09\x00", 2), &back));     // unknown type
-  EXPECT_FALSE(decode_record(std::string("\x01\x80", 2), &back));     // unknown flag
-  EXPECT_FALSE(decode_record(std::string("\x01\x01\x00", 3), &back)); // short expiry
+  EXPECT_FALSE(decode_record(std::string("\x09\x00", 2), &back));      // unknown type
+  EXPECT_FALSE(decode_record(std::string("\x01\x80", 2), &back));      // unknown flag
+  EXPECT_FALSE(decode_record(std::string("\x01\x01\x00", 3), &back));  // short expiry
 }
 
 TEST(KvLayout, TypeNames) {
@@ -126,18 +126,41 @@ TEST(KvGlob, RedisPatterns) {
     bool match;
   };
   const Case cases[] = {
-      {"*", "", true},          {"*", "anything", true},   {"h?llo", "hello", true},
-      {"h?llo", "hllo", false}, {"h*llo", "hllo", true},   {"h*llo", "heeeello", true},
-      {"h[ae]llo", "hello", true}, {"h[ae]llo", "hillo", false}, {"h[^e]llo", "hallo", true},
-      {"h[^e]llo", "hello", false}, {"h[a-b]llo", "hbllo", true}, {"h[b-a]llo", "hallo", true},
-      {"h[a-b]llo", "hcllo", false}, {"\\*", "*", true},    {"\\*", "a", false},
-      {"a\\", "a\\", true},     {"[\\]]", "]", true},      {"[abc", "b", true},
-      {"[abc", "d", false},     {"[", "x", false},         {"[^", "x", true},
-      {"a*b*c", "aXbYc", true}, {"a*b*c", "aXbY", false},  {"*a", "ba", true},
-      {"a**", "a", true},       {"a*?", "a", false},       {"?", "", false},
-      {"k[0-9]", "k7", true},   {"k[0-9]", "kx", false},   {"*[", "a[", false},
-      {"", "", true},           {"", "a", false},          {"abc", "abc", true},
-      {"ab", "abc", false},     {"*b", "abc", false},
+      {"*", "", true},
+      {"*", "anything", true},
+      {"h?llo", "hello", true},
+      {"h?llo", "hllo", false},
+      {"h*llo", "hllo", true},
+      {"h*llo", "heeeello", true},
+      {"h[ae]llo", "hello", true},
+      {"h[ae]llo", "hillo", false},
+      {"h[^e]llo", "hallo", true},
+      {"h[^e]llo", "hello", false},
+      {"h[a-b]llo", "hbllo", true},
+      {"h[b-a]llo", "hallo", true},
+      {"h[a-b]llo", "hcllo", false},
+      {"\\*", "*", true},
+      {"\\*", "a", false},
+      {"a\\", "a\\", true},
+      {"[\\]]", "]", true},
+      {"[abc", "b", true},
+      {"[abc", "d", false},
+      {"[", "x", false},
+      {"[^", "x", true},
+      {"a*b*c", "aXbYc", true},
+      {"a*b*c", "aXbY", false},
+      {"*a", "ba", true},
+      {"a**", "a", true},
+      {"a*?", "a", false},
+      {"?", "", false},
+      {"k[0-9]", "k7", true},
+      {"k[0-9]", "kx", false},
+      {"*[", "a[", false},
+      {"", "", true},
+      {"", "a", false},
+      {"abc", "abc", true},
+      {"ab", "abc", false},
+      {"*b", "abc", false},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(glob_match(c.pattern, c.subject), c.match)

@@ -92,9 +92,10 @@ TEST(KvStateMachine, BatchesRunInOrderWithConcatenatedReplies) {
 
 TEST(KvStateMachine, LaterEntriesOfOneApplySeeEarlierOnes) {
   KvHarness kv;
-  auto res = kv.apply_payloads({req(test::kT0, {"SET", "k", "1"}), req(test::kT0, {"APPEND", "k", "2"}),
-                                req(test::kT0, {"RENAME", "k", "j"}), req(test::kT0, {"GET", "j"}),
-                                req(test::kT0, {"DBSIZE"})});
+  auto res =
+      kv.apply_payloads({req(test::kT0, {"SET", "k", "1"}), req(test::kT0, {"APPEND", "k", "2"}),
+                         req(test::kT0, {"RENAME", "k", "j"}), req(test::kT0, {"GET", "j"}),
+                         req(test::kT0, {"DBSIZE"})});
   EXPECT_EQ(res, (std::vector<std::string>{Ok(), Int(2), Ok(), Bulk("12"), Int(1)}));
   EXPECT_OK(kv.sm().TEST_check_invariants());
 }
@@ -146,8 +147,8 @@ TEST(KvStateMachine, ExpiryIndexAndDeletionEntries) {
   // without one: only keys still expired at the deletion's stamp go.
   auto keys = kv.sm().expired_keys_to_delete(test::kT0 + 350, 10);
   EXPECT_EQ(keys, (std::vector<std::string>{"a", "c", "b"}));
-  kv.apply_payloads({req(test::kT0 + 150, {"PEXPIRE", "c", "10000"}),
-                     req(test::kT0 + 150, {"SET", "a", "2"})});
+  kv.apply_payloads(
+      {req(test::kT0 + 150, {"PEXPIRE", "c", "10000"}), req(test::kT0 + 150, {"SET", "a", "2"})});
   EXPECT_EQ(kv.sm().key_count(), 4u);  // b's expired record still counts
   auto res = kv.apply_payloads({encode_expired_deletion(test::kT0 + 350, keys)});
   EXPECT_EQ(res[0], Int(1));
@@ -157,6 +158,28 @@ TEST(KvStateMachine, ExpiryIndexAndDeletionEntries) {
   EXPECT_EQ(kv({"DBSIZE"}), Int(3));
   EXPECT_EQ(kv.sm().expires_count(), 1u);
   EXPECT_OK(kv.sm().TEST_check_invariants());
+}
+
+TEST(KvStateMachine, ExpiryScanResumesWhereNothingIsEarlier) {
+  KvHarness kv;
+  kv.apply_payloads({req(test::kT0, {"SET", "a", "1", "PX", "100"}),
+                     req(test::kT0, {"SET", "b", "1", "PX", "5000"})});
+  auto keys = kv.sm().expired_keys_to_delete(test::kT0 + 200, 10);
+  EXPECT_EQ(keys, (std::vector<std::string>{"a"}));
+  kv.apply_payloads({encode_expired_deletion(test::kT0 + 200, keys)});
+  EXPECT_TRUE(kv.sm().expired_keys_to_delete(test::kT0 + 200, 10).empty());
+  // An expiry earlier than anything seen so far (an absolute time in the
+  // past) is still found.
+  kv.apply_payloads({req(test::kT0 + 300, {"SET", "c", "1", "PXAT", "1"})});
+  EXPECT_EQ(kv.sm().expired_keys_to_delete(test::kT0 + 300, 10), (std::vector<std::string>{"c"}));
+  kv.apply_payloads(
+      {req(test::kT0 + 300, {"SET", "d", "1", "PX", "1"}), req(test::kT0 + 300, {"DEL", "c"})});
+  EXPECT_EQ(kv.sm().expired_keys_to_delete(test::kT0 + 6000, 10),
+            (std::vector<std::string>{"d", "b"}));
+  // After a restart or a snapshot the scan starts from the beginning.
+  kv.reopen();
+  EXPECT_EQ(kv.sm().expired_keys_to_delete(test::kT0 + 6000, 10),
+            (std::vector<std::string>{"d", "b"}));
 }
 
 TEST(KvStateMachine, ExpiryDeletionUsesTheEntryStampNotTheClock) {
@@ -187,14 +210,30 @@ TEST(KvStateMachine, ReplicasAreDeterministic) {
       stamp += static_cast<int64_t>(rng() % 100) - 20;
       std::vector<std::string> args;
       switch (rng() % 9) {
-        case 0: args = {"SET", pick(keys), pick({"1", "x", "2.5"}), "PX", pick({"30", "200", "5000"})}; break;
-        case 1: args = {"INCR", pick(keys)}; break;
-        case 2: args = {"APPEND", pick(keys), "z"}; break;
-        case 3: args = {"PEXPIRE", pick(keys), pick({"10", "100", "-1"})}; break;
-        case 4: args = {"RENAME", pick(keys), pick(keys)}; break;
-        case 5: args = {"DEL", pick(keys)}; break;
-        case 6: args = {"RANDOMKEY"}; break;
-        case 7: args = {"INCRBYFLOAT", pick(keys), "0.25"}; break;
+        case 0:
+          args = {"SET", pick(keys), pick({"1", "x", "2.5"}), "PX", pick({"30", "200", "5000"})};
+          break;
+        case 1:
+          args = {"INCR", pick(keys)};
+          break;
+        case 2:
+          args = {"APPEND", pick(keys), "z"};
+          break;
+        case 3:
+          args = {"PEXPIRE", pick(keys), pick({"10", "100", "-1"})};
+          break;
+        case 4:
+          args = {"RENAME", pick(keys), pick(keys)};
+          break;
+        case 5:
+          args = {"DEL", pick(keys)};
+          break;
+        case 6:
+          args = {"RANDOMKEY"};
+          break;
+        case 7:
+          args = {"INCRBYFLOAT", pick(keys), "0.25"};
+          break;
         default: {
           auto expired = r1.sm().expired_keys_to_delete(stamp, 3);
           payloads.push_back(encode_expired_deletion(stamp, expired));

@@ -166,7 +166,8 @@ TEST_F(KvStrings, MgetMsetMsetnx) {
   EXPECT_EQ(kv({"MGET", "a", "nope", "b"}), Arr({Bulk("1"), Nil(), Bulk("2")}));
   EXPECT_EQ(kv({"MSET", "a"}), Err("ERR wrong number of arguments for 'mset' command"));
   EXPECT_EQ(kv({"MSET", "a", "1", "b"}), Err("ERR wrong number of arguments for 'mset' command"));
-  EXPECT_EQ(kv({"MSETNX", "a", "1", "b"}), Err("ERR wrong number of arguments for 'msetnx' command"));
+  EXPECT_EQ(kv({"MSETNX", "a", "1", "b"}),
+            Err("ERR wrong number of arguments for 'msetnx' command"));
   EXPECT_EQ(kv({"MSETNX", "c", "3", "a", "x"}), Int(0));
   EXPECT_EQ(kv({"EXISTS", "c"}), Int(0));  // all or nothing
   EXPECT_EQ(kv({"MSETNX", "c", "3", "d", "4"}), Int(1));
