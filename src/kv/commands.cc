@@ -112,6 +112,13 @@ const CommandSpec kCommands[] = {
      "RAFT STATUS | MEMBERS | ADD-LEARNER name host:port | ADD-VOTER name host:port | "
      "REMOVE name | TRANSFER name | SNAPSHOT",
      nullptr, kNoSub},
+    {"readonly", 1, kLocal | kLS | kF, 0, 0, 0, "@fast @connection", "", "connection", "3.0.0",
+     "Lets this connection's reads be served from the node's local state without a read "
+     "barrier (stale reads on a follower).",
+     "READONLY", nullptr, kNoSub},
+    {"readwrite", 1, kLocal | kLS | kF, 0, 0, 0, "@fast @connection", "", "connection", "3.0.0",
+     "Back to linearizable reads for this connection (the default).", "READWRITE", nullptr,
+     kNoSub},
 
     // --- Keyspace ----------------------------------------------------------
     {"dbsize", 1, kR | kF, 0, 0, 0, "@keyspace @read @fast",

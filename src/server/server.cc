@@ -333,13 +333,22 @@ void Server::execute(const std::shared_ptr<Client>& c, std::vector<std::string> 
     execute_local(c, *spec, args, r);
     return;
   }
-  execute_data(*spec, std::move(args), c->proto, std::move(timed));
+  execute_data(*spec, std::move(args), c->proto, c->stale_reads, std::move(timed));
 }
 
 void Server::execute_data(const kv::CommandSpec& spec, std::vector<std::string> args,
-                          net::Protocol proto, ReplyFn reply) {
+                          net::Protocol proto, bool stale_ok, ReplyFn reply) {
   if (fatal()) {
     reply(err("ERR node stopped after a storage failure: " + node_->fatal_error()));
+    return;
+  }
+  if (spec.is_readonly() && stale_ok) {
+    // READONLY connection: the local state as it is, possibly behind the
+    // leader (DESIGN.md: stale reads only when the client asks for them).
+    std::string out;
+    auto v = views(args);
+    Status rs = sm_->execute_read(v, proto, now_ms(), &out);
+    reply(rs.is_ok() ? std::move(out) : err("ERR " + rs.to_string()));
     return;
   }
   if (spec.is_readonly()) {

@@ -84,6 +84,7 @@ class Server {
     std::string out;
     asio::steady_timer wake;
     asio::steady_timer read_wake;
+    bool stale_reads = false;  // READONLY: reads skip the read barrier
     bool closing = false;  // close once everything queued is written
     bool closed = false;
   };
@@ -101,7 +102,7 @@ class Server {
   void execute_local(const std::shared_ptr<Client>& c, const kv::CommandSpec& spec,
                      std::vector<std::string>& args, ReplyFn& reply);
   void execute_data(const kv::CommandSpec& spec, std::vector<std::string> args,
-                    net::Protocol proto, ReplyFn reply);
+                    net::Protocol proto, bool stale_ok, ReplyFn reply);
   void propose_or_forward(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
                           std::chrono::steady_clock::time_point deadline);
   void read_with_barrier(std::shared_ptr<std::vector<std::string>> args, net::Protocol proto,

@@ -393,6 +393,12 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
       reply(err(kv::unknown_subcommand_error("CONFIG", args[1])));
       return;
     }
+  } else if (name == "readonly") {
+    c->stale_reads = true;
+    w.ok();
+  } else if (name == "readwrite") {
+    c->stale_reads = false;
+    w.ok();
   } else if (name == "raft") {
     execute_admin(std::move(args), c->proto, std::move(reply));
     return;

@@ -215,6 +215,26 @@ class FailoverTest(unittest.TestCase):
                        "the restarted node to catch up")
             self.assertEqual(leader.client().get("w:199"), b"199")
 
+    def test_stale_reads_only_on_request(self):
+        with Cluster(3, extra=["--request-timeout-ms", "1000"]) as c:
+            c.wait_leader()
+            survivor = c.followers()[0]
+            survivor.client().set("stale:k", "v")
+            wait_until(lambda: survivor.client().get("stale:k") == b"v", 5, "the write")
+            for n in c.nodes:
+                if n is not survivor:
+                    n.kill()
+            # Without a quorum a linearizable read cannot be served...
+            with self.assertRaisesRegex(redis.ResponseError, "CLUSTERDOWN"):
+                survivor.client().get("stale:k")
+            # ...but a connection that asked for stale reads gets the local state.
+            conn = survivor.client(single_connection_client=True)
+            self.assertTrue(conn.execute_command("READONLY"))
+            self.assertEqual(conn.get("stale:k"), b"v")
+            self.assertTrue(conn.execute_command("READWRITE"))
+            with self.assertRaisesRegex(redis.ResponseError, "CLUSTERDOWN"):
+                conn.get("stale:k")
+
     def test_restarted_follower_catches_up(self):
         with Cluster(3) as c:
             c.wait_leader()
