@@ -385,6 +385,17 @@ Status Node::leader_error(const Group& g) const {
   return Status(Code::kNotLeader, std::to_string(lead));
 }
 
+void Node::await_proposal(Group& g, Result<raft::Proposed> p, ProposeCallback cb) {
+  if (!p.is_ok()) {
+    cb(p.code() == Code::kNotLeader ? leader_error(g) : p.status(), {});
+    return;
+  }
+  g.waiters[p->index] =
+      Waiter{p->term, std::move(cb),
+             Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms)};
+  kick();
+}
+
 void Node::propose(uint64_t gid, std::string payload, ProposeCallback cb) {
   auto it = groups_.find(gid);
   if (stopped_ || it == groups_.end()) {
@@ -392,19 +403,7 @@ void Node::propose(uint64_t gid, std::string payload, ProposeCallback cb) {
     return;
   }
   Group& g = it->second;
-  auto p = g.raft->propose(std::move(payload));
-  if (!p.is_ok()) {
-    if (p.code() == Code::kNotLeader) {
-      cb(leader_error(g), {});
-    } else {
-      cb(p.status(), {});
-    }
-    return;
-  }
-  g.waiters[p->index] =
-      Waiter{p->term, std::move(cb),
-             Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms)};
-  kick();
+  await_proposal(g, g.raft->propose(std::move(payload)), std::move(cb));
 }
 
 void Node::read_barrier(uint64_t gid, ReadCallback cb) {
@@ -509,15 +508,7 @@ void Node::add_member(uint64_t gid, uint64_t id, const PeerAddress& addr, bool l
   addresses_[id] = addr;
   if (id != opts_.id) transport_->add_peer(id, addr.host, addr.port);
   Group& g = it->second;
-  auto p = g.raft->propose_conf_change(cc);
-  if (!p.is_ok()) {
-    cb(p.code() == Code::kNotLeader ? leader_error(g) : p.status(), {});
-    return;
-  }
-  g.waiters[p->index] =
-      Waiter{p->term, std::move(cb),
-             Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms)};
-  kick();
+  await_proposal(g, g.raft->propose_conf_change(cc), std::move(cb));
 }
 
 void Node::remove_member(uint64_t gid, uint64_t id, ProposeCallback cb) {
@@ -531,15 +522,7 @@ void Node::remove_member(uint64_t gid, uint64_t id, ProposeCallback cb) {
   ch->set_type(raftpb::CONF_REMOVE_NODE);
   ch->set_node_id(id);
   Group& g = it->second;
-  auto p = g.raft->propose_conf_change(cc);
-  if (!p.is_ok()) {
-    cb(p.code() == Code::kNotLeader ? leader_error(g) : p.status(), {});
-    return;
-  }
-  g.waiters[p->index] =
-      Waiter{p->term, std::move(cb),
-             Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms)};
-  kick();
+  await_proposal(g, g.raft->propose_conf_change(cc), std::move(cb));
 }
 
 Status Node::transfer_leader(uint64_t gid, uint64_t to) {

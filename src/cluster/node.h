@@ -190,6 +190,8 @@ class Node {
   void update_peers_from_conf(Group& g);
   void fail_node(const std::string& why);
   Status leader_error(const Group& g) const;
+  // Registers the waiter of a proposal (or fails cb at once).
+  void await_proposal(Group& g, Result<raft::Proposed> p, ProposeCallback cb);
 
   asio::io_context& io_;
   NodeOptions opts_;

@@ -11,24 +11,14 @@
 // Changes run on the leader: a follower forwards them like writes.
 #include <sstream>
 
+#include "server/reply_util.h"
 #include "server/server.h"
 
 namespace qkv::server {
 
 namespace {
 
-std::string err(std::string_view msg) {
-  std::string s = "-";
-  s += msg;
-  s += "\r\n";
-  return s;
-}
 
-std::string upper(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return r;
-}
 
 // A member named by its name or by its numeric id.
 uint64_t member_id(const std::string& s) {

@@ -1,3 +1,4 @@
+#include "server/reply_util.h"
 #include "server/server.h"
 
 #include <unistd.h>
@@ -22,22 +23,11 @@ constexpr uint64_t kGroup = 1;
 
 namespace {
 
-std::string err(std::string_view msg) {
-  std::string s = "-";
-  s += msg;
-  s += "\r\n";
-  return s;
-}
 
 std::vector<std::string_view> views(const std::vector<std::string>& args) {
   return std::vector<std::string_view>(args.begin(), args.end());
 }
 
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
 
 }  // namespace
 

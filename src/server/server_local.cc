@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "server/reply_util.h"
 #include "server/server.h"
 
 namespace qkv::server {
@@ -17,18 +18,7 @@ constexpr auto kTupleL = asio::experimental::as_tuple(asio::use_awaitable);
 
 namespace {
 
-std::string err(std::string_view msg) {
-  std::string s = "-";
-  s += msg;
-  s += "\r\n";
-  return s;
-}
 
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
 
 bool glob(std::string_view p, std::string_view s) {
   size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;

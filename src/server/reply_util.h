@@ -1,0 +1,30 @@
+// Small helpers shared by the server's command code.
+#pragma once
+
+#include <cctype>
+#include <string>
+#include <string_view>
+
+namespace qkv::server {
+
+// A RESP error reply: "-" msg CRLF (msg starts with the error code).
+inline std::string err(std::string_view msg) {
+  std::string s = "-";
+  s += msg;
+  s += "\r\n";
+  return s;
+}
+
+inline std::string lower(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+
+inline std::string upper(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return r;
+}
+
+}  // namespace qkv::server
