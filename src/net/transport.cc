@@ -101,7 +101,7 @@ Status PeerTransport::listen(const std::string& host, uint16_t port) {
                   "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
   }
   acceptor_ = std::move(acc);
-  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, accept_loop(alive_), asio::detached);
   return Status::ok();
 }
 
@@ -120,7 +120,7 @@ void PeerTransport::add_peer(uint64_t id, const std::string& host, uint16_t port
   p->host = host;
   p->port = port;
   peers_[id] = p;
-  asio::co_spawn(io_, writer(p), asio::detached);
+  asio::co_spawn(io_, writer(p, alive_), asio::detached);
 }
 
 void PeerTransport::remove_peer(uint64_t id) {
@@ -183,8 +183,8 @@ void PeerTransport::close() {
   for (auto& [id, p] : peers) remove_peer(id);
 }
 
-awaitable<void> PeerTransport::writer(std::shared_ptr<Peer> p) {
-  auto alive = alive_;
+awaitable<void> PeerTransport::writer(std::shared_ptr<Peer> p, std::shared_ptr<bool> alive) {
+  if (!*alive) co_return;
   auto backoff = opts_.backoff_min;
   asio::steady_timer timer(io_);
   while (*alive && !p->removed) {
@@ -266,8 +266,7 @@ awaitable<void> PeerTransport::writer(std::shared_ptr<Peer> p) {
   }
 }
 
-awaitable<void> PeerTransport::accept_loop() {
-  auto alive = alive_;
+awaitable<void> PeerTransport::accept_loop(std::shared_ptr<bool> alive) {
   while (*alive && acceptor_ && acceptor_->is_open()) {
     auto [ec, socket] = co_await acceptor_->async_accept(kTuple);
     if (!*alive) co_return;
@@ -275,12 +274,12 @@ awaitable<void> PeerTransport::accept_loop() {
       if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
       continue;
     }
-    asio::co_spawn(io_, reader(std::move(socket)), asio::detached);
+    asio::co_spawn(io_, reader(std::move(socket), alive), asio::detached);
   }
 }
 
-awaitable<void> PeerTransport::reader(tcp::socket socket) {
-  auto alive = alive_;
+awaitable<void> PeerTransport::reader(tcp::socket socket, std::shared_ptr<bool> alive) {
+  if (!*alive) co_return;
   std::string buf;
   std::vector<char> chunk(64 * 1024);
   asio::error_code ec;

@@ -83,9 +83,11 @@ class PeerTransport {
 
  private:
   struct Peer;
-  asio::awaitable<void> writer(std::shared_ptr<Peer> p);
-  asio::awaitable<void> accept_loop();
-  asio::awaitable<void> reader(asio::ip::tcp::socket socket);
+  // Coroutines take the liveness token as a parameter: they may start after
+  // the transport is gone, and must not touch `this` then.
+  asio::awaitable<void> writer(std::shared_ptr<Peer> p, std::shared_ptr<bool> alive);
+  asio::awaitable<void> accept_loop(std::shared_ptr<bool> alive);
+  asio::awaitable<void> reader(asio::ip::tcp::socket socket, std::shared_ptr<bool> alive);
   bool enqueue(uint64_t to, netpb::PeerFrame item, size_t bytes);
 
   asio::io_context& io_;

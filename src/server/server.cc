@@ -104,7 +104,7 @@ Status Server::start() {
     return Status(Code::kIoError, "cannot listen for clients on " +
                                       cfg_.listen_client.to_string() + ": " + ec.message());
   }
-  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, accept_loop(alive_), asio::detached);
   if (cfg_.listen_http.port != 0) {
     auto haddr = asio::ip::make_address(cfg_.listen_http.host, ec);
     if (ec) return Status(Code::kInvalidArgument, "bad --listen-http host");
@@ -118,7 +118,7 @@ Status Server::start() {
       return Status(Code::kIoError, "cannot listen for HTTP on " + cfg_.listen_http.to_string() +
                                         ": " + ec.message());
     }
-    asio::co_spawn(io_, http_accept_loop(), asio::detached);
+    asio::co_spawn(io_, http_accept_loop(alive_), asio::detached);
   }
   expire_tick();
   return Status::ok();
@@ -153,8 +153,8 @@ uint16_t Server::http_port() const {
 // ---------------------------------------------------------------------------
 // Client connections
 
-awaitable<void> Server::accept_loop() {
-  auto alive = alive_;
+awaitable<void> Server::accept_loop(Alive alive) {
+  if (!*alive) co_return;
   for (;;) {
     auto [ec, socket] = co_await acceptor_->async_accept(kTuple);
     if (!*alive || stopped_) co_return;
@@ -187,8 +187,8 @@ awaitable<void> Server::accept_loop() {
     c->authed = cfg_.requirepass.empty();
     c->parser.set_authenticated(c->authed);
     clients_[c->id] = c;
-    asio::co_spawn(io_, client_reader(c), asio::detached);
-    asio::co_spawn(io_, client_writer(c), asio::detached);
+    asio::co_spawn(io_, client_reader(c, alive), asio::detached);
+    asio::co_spawn(io_, client_writer(c, alive), asio::detached);
   }
 }
 
@@ -218,8 +218,8 @@ void Server::finish_slot(const std::shared_ptr<Client>& c, size_t seq, std::stri
   }
 }
 
-awaitable<void> Server::client_reader(std::shared_ptr<Client> c) {
-  auto alive = alive_;
+awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
+  if (!*alive) co_return;
   while (*alive && !c->closed && !c->closing) {
     while (c->slots.size() >= cfg_.client_pipeline_max && !c->closed) {
       c->read_wake.expires_at(asio::steady_timer::time_point::max());
@@ -261,8 +261,8 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c) {
   co_return;
 }
 
-awaitable<void> Server::client_writer(std::shared_ptr<Client> c) {
-  auto alive = alive_;
+awaitable<void> Server::client_writer(std::shared_ptr<Client> c, Alive alive) {
+  if (!*alive) co_return;
   std::string buf;
   while (*alive && !c->closed) {
     if (c->out.empty()) {

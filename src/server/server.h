@@ -91,11 +91,14 @@ class Server {
 
   using ReplyFn = std::function<void(std::string)>;
 
-  asio::awaitable<void> accept_loop();
-  asio::awaitable<void> client_reader(std::shared_ptr<Client> c);
-  asio::awaitable<void> client_writer(std::shared_ptr<Client> c);
-  asio::awaitable<void> http_accept_loop();
-  asio::awaitable<void> http_session(asio::ip::tcp::socket s);
+  // Coroutines take the liveness token as a parameter: they may start after
+  // the server is gone, and must not touch `this` then.
+  using Alive = std::shared_ptr<bool>;
+  asio::awaitable<void> accept_loop(Alive alive);
+  asio::awaitable<void> client_reader(std::shared_ptr<Client> c, Alive alive);
+  asio::awaitable<void> client_writer(std::shared_ptr<Client> c, Alive alive);
+  asio::awaitable<void> http_accept_loop(Alive alive);
+  asio::awaitable<void> http_session(asio::ip::tcp::socket s, Alive alive);
 
   // Runs one command; reply(bytes) is called exactly once, maybe later.
   void execute(const std::shared_ptr<Client>& c, std::vector<std::string> args, ReplyFn reply);

@@ -526,8 +526,8 @@ std::string Server::metrics() {
   return o.str();
 }
 
-awaitable<void> Server::http_accept_loop() {
-  auto alive = alive_;
+awaitable<void> Server::http_accept_loop(Alive alive) {
+  if (!*alive) co_return;
   for (;;) {
     auto [ec, s] = co_await http_acceptor_->async_accept(kTupleL);
     if (!*alive || stopped_) co_return;
@@ -535,12 +535,12 @@ awaitable<void> Server::http_accept_loop() {
       if (ec == asio::error::operation_aborted) co_return;
       continue;
     }
-    asio::co_spawn(io_, http_session(std::move(s)), asio::detached);
+    asio::co_spawn(io_, http_session(std::move(s), alive), asio::detached);
   }
 }
 
-awaitable<void> Server::http_session(tcp::socket s) {
-  auto alive = alive_;
+awaitable<void> Server::http_session(tcp::socket s, Alive alive) {
+  if (!*alive) co_return;
   std::string req;
   char buf[4096];
   while (req.find("\r\n\r\n") == std::string::npos && req.size() < 16384) {
