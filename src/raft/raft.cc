@@ -330,11 +330,15 @@ Status Raft::step(const Message& m) {
       become_follower(m.term(), from_leader ? m.from() : kNone);
     }
   } else if (m.term() < term_) {
-    if ((cfg_.check_quorum || cfg_.pre_vote) &&
-        (m.type() == raftpb::MSG_HEARTBEAT || m.type() == raftpb::MSG_APP)) {
-      // A stale leader, maybe partitioned away and back: tell it our term so
-      // it steps down. Without this, a node it cannot reach any more that
-      // rejects its PreVotes could be stuck (thesis §9.6 with CheckQuorum).
+    if (m.type() == raftpb::MSG_HEARTBEAT || m.type() == raftpb::MSG_APP ||
+        m.type() == raftpb::MSG_SNAP) {
+      // A stale leader: tell it our term so it steps down (Raft paper
+      // Figure 2: reply false with currentTerm). Never stay silent: a node
+      // whose term ran ahead but that cannot campaign (a new member that
+      // has not received its configuration yet) would otherwise wait
+      // forever for a leader that never learns the term (found by the
+      // simulator, seed 81574; the disruption this may cause without
+      // PreVote is the price of liveness).
       Message r;
       r.set_to(m.from());
       r.set_type(raftpb::MSG_APP_RESP);
