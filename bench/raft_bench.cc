@@ -12,15 +12,7 @@
 
 #include "raft/node.h"
 
-// Counts heap allocations so a benchmark can report allocations per entry.
-static std::atomic<uint64_t> g_allocs{0};
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "alloc_counter.h"
 
 namespace qkv::raft {
 namespace {

@@ -14,19 +14,8 @@
 
 #include "net/resp.h"
 
-// Counts heap allocations. (GCC sees the free() of memory from operator new
-// inlined into the delete below and warns; they do match.)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-static std::atomic<uint64_t> g_allocs{0};
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "alloc_counter.h"
+
 
 namespace qkv::net {
 namespace {

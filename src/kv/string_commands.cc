@@ -21,6 +21,15 @@ constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
 // How an expiry argument is given.
 enum class ExpireArg : uint8_t { kNone, kEx, kPx, kExAt, kPxAt };
 
+// The expiry option an argument of SET or GETEX names (kNone if none).
+ExpireArg expire_kind(std::string_view a) {
+  if (ieq(a, "ex")) return ExpireArg::kEx;
+  if (ieq(a, "px")) return ExpireArg::kPx;
+  if (ieq(a, "exat")) return ExpireArg::kExAt;
+  if (ieq(a, "pxat")) return ExpireArg::kPxAt;
+  return ExpireArg::kNone;
+}
+
 // SET, GETEX, SETEX and PSETEX read an expiry time the same way: a positive
 // integer in the unit of the option, relative (EX, PX) or absolute (EXAT,
 // PXAT); anything that does not fit in int64 ms is an invalid expire time.
@@ -156,17 +165,8 @@ void cmd_set(CommandContext& ctx, Args args) {
       get = true;
     } else if (ieq(a, "keepttl") && expire == ExpireArg::kNone) {
       keepttl = true;
-    } else if (ieq(a, "ex") && expire_option(ExpireArg::kEx)) {
-      expire = ExpireArg::kEx;
-      expire_arg = args[++j];
-    } else if (ieq(a, "px") && expire_option(ExpireArg::kPx)) {
-      expire = ExpireArg::kPx;
-      expire_arg = args[++j];
-    } else if (ieq(a, "exat") && expire_option(ExpireArg::kExAt)) {
-      expire = ExpireArg::kExAt;
-      expire_arg = args[++j];
-    } else if (ieq(a, "pxat") && expire_option(ExpireArg::kPxAt)) {
-      expire = ExpireArg::kPxAt;
+    } else if (ExpireArg k = expire_kind(a); k != ExpireArg::kNone && expire_option(k)) {
+      expire = k;
       expire_arg = args[++j];
     } else {
       ctx.out.error(kErrSyntax);
@@ -247,17 +247,8 @@ void cmd_getex(CommandContext& ctx, Args args) {
     };
     if (ieq(a, "persist") && expire == ExpireArg::kNone) {
       persist = true;
-    } else if (ieq(a, "ex") && expire_option(ExpireArg::kEx)) {
-      expire = ExpireArg::kEx;
-      expire_arg = args[++j];
-    } else if (ieq(a, "px") && expire_option(ExpireArg::kPx)) {
-      expire = ExpireArg::kPx;
-      expire_arg = args[++j];
-    } else if (ieq(a, "exat") && expire_option(ExpireArg::kExAt)) {
-      expire = ExpireArg::kExAt;
-      expire_arg = args[++j];
-    } else if (ieq(a, "pxat") && expire_option(ExpireArg::kPxAt)) {
-      expire = ExpireArg::kPxAt;
+    } else if (ExpireArg k = expire_kind(a); k != ExpireArg::kNone && expire_option(k)) {
+      expire = k;
       expire_arg = args[++j];
     } else {
       ctx.out.error(kErrSyntax);

@@ -209,6 +209,12 @@ void InputBuffer::commit(size_t n) {
   prepared_ -= n;
 }
 
+void InputBuffer::append(std::string_view bytes) {
+  std::span<char> room = prepare(bytes.size());
+  if (!bytes.empty()) std::memcpy(room.data(), bytes.data(), bytes.size());
+  commit(bytes.size());
+}
+
 void InputBuffer::consume(size_t n) {
   QKV_CHECK_LE(n, size());
   begin_ += n;
@@ -271,9 +277,7 @@ void RequestParser::feed(std::string_view bytes) {
     buf_.clear();
     return;
   }
-  std::span<char> room = buf_.prepare(bytes.size());
-  if (!bytes.empty()) std::memcpy(room.data(), bytes.data(), bytes.size());
-  buf_.commit(bytes.size());
+  buf_.append(bytes);
 }
 
 void RequestParser::reset() {
@@ -1040,9 +1044,7 @@ void ReplyParser::feed(std::string_view bytes) {
     buf_.clear();
     return;
   }
-  std::span<char> room = buf_.prepare(bytes.size());
-  if (!bytes.empty()) std::memcpy(room.data(), bytes.data(), bytes.size());
-  buf_.commit(bytes.size());
+  buf_.append(bytes);
 }
 
 void ReplyParser::reset() {

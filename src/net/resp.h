@@ -70,6 +70,8 @@ class InputBuffer {
   std::span<char> prepare(size_t bytes_min);
   // The first n bytes of the last prepare()d region now hold data.
   void commit(size_t n);
+  // prepare() + copy + commit().
+  void append(std::string_view bytes);
   // The unconsumed bytes.
   char* data() { return buf_.get() + begin_; }
   const char* data() const { return buf_.get() + begin_; }
