@@ -145,6 +145,42 @@ Result<std::string> PosixFileSystem::read_file(const std::string& path) {
   return out;
 }
 
+Result<std::string> PosixFileSystem::read_range(const std::string& path, uint64_t offset,
+                                                uint64_t n) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status("open", path, errno);
+  std::string out;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return errno_status("fstat", path, err);
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (offset < size) out.resize(std::min<uint64_t>(n, size - offset));
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t r = ::pread(fd, out.data() + got, out.size() - got, static_cast<off_t>(offset + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return errno_status("pread", path, err);
+    }
+    if (r == 0) break;  // the file shrank
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  ::close(fd);
+  return out;
+}
+
+Result<uint64_t> PosixFileSystem::file_size(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return errno_status("stat", path, errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
 Result<std::vector<std::string>> PosixFileSystem::list_dir(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return errno_status("opendir", dir, errno);
@@ -272,6 +308,23 @@ Result<std::string> MemFileSystem::read_file(const std::string& path) {
   auto it = files_.find(path);
   if (it == files_.end()) return Status(Code::kNotFound, "open " + path + ": no such file");
   return it->second->data;
+}
+
+Result<std::string> MemFileSystem::read_range(const std::string& path, uint64_t offset,
+                                              uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(path);
+  if (it == files_.end()) return Status(Code::kNotFound, "open " + path + ": no such file");
+  const std::string& d = it->second->data;
+  if (offset >= d.size()) return std::string();
+  return d.substr(offset, std::min<uint64_t>(n, d.size() - offset));
+}
+
+Result<uint64_t> MemFileSystem::file_size(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(path);
+  if (it == files_.end()) return Status(Code::kNotFound, "stat " + path + ": no such file");
+  return static_cast<uint64_t>(it->second->data.size());
 }
 
 Result<std::vector<std::string>> MemFileSystem::list_dir(const std::string& dir) {

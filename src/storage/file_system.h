@@ -51,6 +51,10 @@ class FileSystem {
   virtual Result<std::unique_ptr<WritableFile>> reopen(const std::string& path,
                                                        uint64_t offset) = 0;
   virtual Result<std::string> read_file(const std::string& path) = 0;
+  // Up to n bytes from `offset` (fewer only at the end of the file; none
+  // at or past it). For files too large to hold whole (snapshots).
+  virtual Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t n) = 0;
+  virtual Result<uint64_t> file_size(const std::string& path) = 0;
   virtual Result<std::vector<std::string>> list_dir(const std::string& dir) = 0;  // names, sorted
   virtual Status create_dirs(const std::string& dir) = 0;
   virtual Status remove_file(const std::string& path) = 0;
@@ -69,6 +73,8 @@ class PosixFileSystem final : public FileSystem {
   Result<std::unique_ptr<WritableFile>> create(const std::string& path) override;
   Result<std::unique_ptr<WritableFile>> reopen(const std::string& path, uint64_t offset) override;
   Result<std::string> read_file(const std::string& path) override;
+  Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t n) override;
+  Result<uint64_t> file_size(const std::string& path) override;
   Result<std::vector<std::string>> list_dir(const std::string& dir) override;
   Status create_dirs(const std::string& dir) override;
   Status remove_file(const std::string& path) override;
@@ -83,6 +89,8 @@ class MemFileSystem : public FileSystem {
   Result<std::unique_ptr<WritableFile>> create(const std::string& path) override;
   Result<std::unique_ptr<WritableFile>> reopen(const std::string& path, uint64_t offset) override;
   Result<std::string> read_file(const std::string& path) override;
+  Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t n) override;
+  Result<uint64_t> file_size(const std::string& path) override;
   Result<std::vector<std::string>> list_dir(const std::string& dir) override;
   Status create_dirs(const std::string& dir) override;
   Status remove_file(const std::string& path) override;

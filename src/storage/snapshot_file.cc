@@ -165,6 +165,100 @@ uint64_t parse_header(std::string_view file, raftpb::SnapshotMetadata* meta, uin
 
 }  // namespace
 
+// Where a reader gets bytes: a whole file in memory, or ranged reads of a
+// file through FileSystem (so a snapshot never has to fit in memory).
+class ByteSource {
+ public:
+  explicit ByteSource(std::string_view bytes) : bytes_(bytes), size_(bytes.size()) {}
+  ByteSource(FileSystem* fs, std::string path, uint64_t size)
+      : fs_(fs), path_(std::move(path)), size_(size) {}
+  uint64_t size() const { return size_; }
+  // Bytes [off, off + n), cut at the end of the file. In ranged mode the
+  // view stays valid until the next call.
+  Result<std::string_view> get(uint64_t off, uint64_t n) {
+    if (off >= size_) return std::string_view();
+    n = std::min(n, size_ - off);
+    if (fs_ == nullptr) return bytes_.substr(off, n);
+    auto r = fs_->read_range(path_, off, n);
+    if (!r.is_ok()) return r.status();
+    buf_ = std::move(r).value();
+    if (buf_.size() != n) {
+      return Status(Code::kIoError, "read " + path_ + ": expected " + std::to_string(n) +
+                                        " bytes at offset " + std::to_string(off) + ", got " +
+                                        std::to_string(buf_.size()) + " (file changed?)");
+    }
+    return std::string_view(buf_);
+  }
+  // The bytes parse_frame() needs for the frame at `off` (its header and
+  // the body its length announces, cut at the end of the file).
+  Result<std::string_view> frame(uint64_t off) {
+    if (fs_ == nullptr) return bytes_.substr(std::min<uint64_t>(off, size_));
+    auto h = get(off, kSnapshotFrameHeaderBytes);
+    if (!h.is_ok() || h->size() < kSnapshotFrameHeaderBytes) return h;
+    const uint64_t len = std::min<uint64_t>(get_u32(h->data() + 1), kSnapshotBlockBytesMax + 1);
+    return get(off, kSnapshotFrameHeaderBytes + len);
+  }
+  // The bytes parse_header() needs.
+  Result<std::string_view> header() {
+    if (fs_ == nullptr) return bytes_;
+    auto h = get(0, kSnapshotHeaderFixedBytes + 4);
+    if (!h.is_ok() || h->size() < kSnapshotHeaderFixedBytes + 4) return h;
+    const uint64_t conf_len = std::min<uint64_t>(get_u32(h->data() + 36), kSnapshotConfBytesMax + 1);
+    return get(0, kSnapshotHeaderFixedBytes + conf_len + 4);
+  }
+
+ private:
+  std::string_view bytes_;
+  FileSystem* fs_ = nullptr;
+  std::string path_;
+  uint64_t size_;
+  std::string buf_;
+};
+
+namespace {
+
+// Parses the frame at `off` of `src`; offsets in *f and *err_off are the file's.
+bool parse_frame_at(ByteSource& src, uint64_t off, Frame* f, uint64_t* err_off, std::string* err,
+                    Status* io) {
+  auto win = src.frame(off);
+  if (!win.is_ok()) {
+    *io = win.status();
+    return false;
+  }
+  if (!parse_frame(*win, 0, f, err_off, err)) {
+    *err_off += off;
+    return false;
+  }
+  f->offset += off;
+  f->end += off;
+  return true;
+}
+
+uint64_t valid_prefix(ByteSource& src, bool* complete, Status* io) {
+  *complete = false;
+  raftpb::SnapshotMetadata meta;
+  uint64_t err_off = 0;
+  std::string err;
+  auto h = src.header();
+  if (!h.is_ok()) {
+    *io = h.status();
+    return 0;
+  }
+  uint64_t off = parse_header(*h, &meta, &err_off, &err);
+  if (off == 0) return 0;
+  Frame f;
+  while (off < src.size() && parse_frame_at(src, off, &f, &err_off, &err, io)) {
+    off = f.end;
+    if (f.type == kSnapshotTrailerType) {
+      *complete = true;
+      break;
+    }
+  }
+  return off;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------
 // Progress
 
@@ -306,20 +400,34 @@ Result<SnapshotFileInfo> write_snapshot_file(
     FileSystem* fs, const std::string& path, GroupSnapshot& snap,
     const SnapshotWriterOptions& options,
     const std::function<void(const TransferProgress&)>& progress) {
-  auto w = SnapshotWriter::create(fs, path, snap.meta(), options);
+  return write_snapshot_file(fs, path, snap.meta(), snap, snap.approximate_bytes(), options,
+                             progress);
+}
+
+Result<SnapshotFileInfo> write_snapshot_file(
+    FileSystem* fs, const std::string& path, const raftpb::SnapshotMetadata& meta,
+    RecordSource& records, uint64_t approximate_bytes, const SnapshotWriterOptions& options,
+    const std::function<void(const TransferProgress&)>& progress,
+    const std::atomic<bool>* cancel) {
+  auto w = SnapshotWriter::create(fs, path, meta, options);
   if (!w.is_ok()) return w.status();
-  ProgressMeter meter(options.now_ms, snap.approximate_bytes(), 0);
+  ProgressMeter meter(options.now_ms, approximate_bytes, 0);
   uint64_t reported = (*w)->bytes_written();
   for (;;) {
     std::string_view key, value;
-    Result<bool> more = snap.next(&key, &value);
+    Result<bool> more = records.next(&key, &value);
     if (!more.is_ok()) return more.status();
     if (!*more) break;
     if (Status s = (*w)->add(key, value); !s.is_ok()) return s;
-    if (progress && (*w)->bytes_written() != reported) {  // a block was written
+    if ((*w)->bytes_written() != reported) {  // a block was written
       reported = (*w)->bytes_written();
-      meter.set_done(reported);
-      progress(meter.progress());
+      if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+        return Status(Code::kUnavailable, "snapshot file " + path + ": cancelled");
+      }
+      if (progress) {
+        meter.set_done(reported);
+        progress(meter.progress());
+      }
     }
   }
   auto info = (*w)->finish();
@@ -342,43 +450,52 @@ Status SnapshotReader::corrupt(uint64_t offset, const std::string& what) {
 
 Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(FileSystem* fs,
                                                              const std::string& path) {
-  auto data = fs->read_file(path);
-  if (!data.is_ok()) return data.status();
-  std::unique_ptr<SnapshotReader> r(new SnapshotReader({}, path));
-  r->owned_ = std::move(data).value();
-  r->bytes_ = r->owned_;
+  auto size = fs->file_size(path);
+  if (!size.is_ok()) return size.status();
+  std::unique_ptr<SnapshotReader> r(new SnapshotReader(path));
+  r->src_ = std::make_unique<ByteSource>(fs, path, *size);
   if (Status s = r->parse_header(); !s.is_ok()) return s;
   return r;
 }
 
 Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open_bytes(std::string_view bytes,
                                                                    std::string name) {
-  std::unique_ptr<SnapshotReader> r(new SnapshotReader(bytes, std::move(name)));
+  std::unique_ptr<SnapshotReader> r(new SnapshotReader(std::move(name)));
+  r->src_ = std::make_unique<ByteSource>(bytes);
   if (Status s = r->parse_header(); !s.is_ok()) return s;
   return r;
 }
 
+SnapshotReader::SnapshotReader(std::string name) : name_(std::move(name)) {}
+SnapshotReader::~SnapshotReader() = default;
+
 Status SnapshotReader::parse_header() {
   uint64_t err_off = 0;
   std::string err;
-  uint64_t len = storage::parse_header(bytes_, &meta_, &err_off, &err);
+  auto h = src_->header();
+  if (!h.is_ok()) return error_ = h.status();
+  uint64_t len = storage::parse_header(*h, &meta_, &err_off, &err);
   if (len == 0) return corrupt(err_off, err);
   off_ = len;
-  crc_ = crc32c(bytes_.data(), len);
+  crc_ = crc32c(h->data(), len);
   return Status::ok();
 }
 
 // Loads the next frame: a block is validated whole before any of its
 // records is returned; the trailer ends the file.
 Status SnapshotReader::load_frame() {
-  if (off_ == bytes_.size()) {
+  if (off_ == src_->size()) {
     return corrupt(off_, "missing trailer: the file ends after " + std::to_string(blocks_) +
                              " blocks (truncated?)");
   }
   Frame f;
   uint64_t err_off = 0;
   std::string err;
-  if (!parse_frame(bytes_, off_, &f, &err_off, &err)) return corrupt(err_off, err);
+  Status io;
+  if (!parse_frame_at(*src_, off_, &f, &err_off, &err, &io)) {
+    if (!io.is_ok()) return error_ = io;
+    return corrupt(err_off, err);
+  }
   const char* body = f.body.data();
   const uint64_t body_off = f.offset + kSnapshotFrameHeaderBytes;
   if (f.type == kSnapshotTrailerType) {
@@ -396,12 +513,12 @@ Status SnapshotReader::load_frame() {
       return corrupt(body_off + 16, "file checksum mismatch: expected crc32c " + hex32(file_crc) +
                                         ", computed " + hex32(crc_));
     }
-    if (f.end != bytes_.size()) {
+    if (f.end != src_->size()) {
       return corrupt(f.end,
-                     std::to_string(bytes_.size() - f.end) + " unexpected bytes after the trailer");
+                     std::to_string(src_->size() - f.end) + " unexpected bytes after the trailer");
     }
     info_.meta = meta_;
-    info_.bytes = bytes_.size();
+    info_.bytes = src_->size();
     info_.records = records_;
     info_.blocks = blocks_;
     info_.file_crc = file_crc;
@@ -449,7 +566,7 @@ Status SnapshotReader::load_frame() {
   block_left_ = count;
   block_offset_ = f.offset;
   blocks_++;
-  crc_ = crc32c_extend(crc_, bytes_.data() + f.offset, f.end - f.offset);
+  crc_ = crc32c_extend(crc_, f.body.data() - kSnapshotFrameHeaderBytes, f.end - f.offset);
   off_ = f.end;
   return Status::ok();
 }
@@ -486,21 +603,19 @@ Result<SnapshotFileInfo> verify_snapshot_file(FileSystem* fs, const std::string&
 }
 
 uint64_t snapshot_valid_prefix(std::string_view bytes, bool* complete) {
-  *complete = false;
-  raftpb::SnapshotMetadata meta;
-  uint64_t err_off = 0;
-  std::string err;
-  uint64_t off = parse_header(bytes, &meta, &err_off, &err);
-  if (off == 0) return 0;
-  Frame f;
-  while (off < bytes.size() && parse_frame(bytes, off, &f, &err_off, &err)) {
-    off = f.end;
-    if (f.type == kSnapshotTrailerType) {
-      *complete = true;
-      break;
-    }
-  }
-  return off;
+  ByteSource src(bytes);
+  Status io;
+  return valid_prefix(src, complete, &io);
+}
+
+Result<uint64_t> snapshot_valid_prefix(FileSystem* fs, const std::string& path, bool* complete) {
+  auto size = fs->file_size(path);
+  if (!size.is_ok()) return size.status();
+  ByteSource src(fs, path, *size);
+  Status io;
+  uint64_t n = valid_prefix(src, complete, &io);
+  if (!io.is_ok()) return io;
+  return n;
 }
 
 // ---------------------------------------------------------------------------
@@ -509,14 +624,13 @@ uint64_t snapshot_valid_prefix(std::string_view bytes, bool* complete) {
 Result<std::unique_ptr<SnapshotSender>> SnapshotSender::open(FileSystem* fs,
                                                              const std::string& path,
                                                              NowMsFn now_ms) {
-  auto data = fs->read_file(path);
-  if (!data.is_ok()) return data.status();
-  std::unique_ptr<SnapshotSender> s(new SnapshotSender());
-  s->bytes_ = std::move(data).value();
-  auto r = SnapshotReader::open_bytes(s->bytes_, path);
+  auto r = SnapshotReader::open(fs, path);
   if (!r.is_ok()) return r.status();
   auto info = (*r)->verify();
   if (!info.is_ok()) return info.status();
+  std::unique_ptr<SnapshotSender> s(new SnapshotSender());
+  s->fs_ = fs;
+  s->path_ = path;
   s->info_ = *info;
   s->offer_.group = info->meta.group();
   s->offer_.index = info->meta.index();
@@ -528,17 +642,26 @@ Result<std::unique_ptr<SnapshotSender>> SnapshotSender::open(FileSystem* fs,
 }
 
 Result<SnapshotChunk> SnapshotSender::read_chunk(uint64_t offset, uint64_t max_bytes) const {
-  if (offset > bytes_.size()) {
+  const uint64_t size = info_.bytes;
+  if (offset > size) {
     return Status(Code::kInvalidArgument, "snapshot chunk offset " + std::to_string(offset) +
-                                              " is past the end (" + std::to_string(bytes_.size()) +
+                                              " is past the end (" + std::to_string(size) +
                                               " bytes)");
   }
   if (max_bytes == 0) return Status(Code::kInvalidArgument, "empty snapshot chunk requested");
+  const uint64_t n = std::min<uint64_t>(max_bytes, size - offset);
+  auto data = fs_->read_range(path_, offset, n);
+  if (!data.is_ok()) return data.status();
+  if (data->size() != n) {
+    return Status(Code::kIoError, "snapshot " + path_ + " shrank: expected " + std::to_string(n) +
+                                      " bytes at offset " + std::to_string(offset) + ", read " +
+                                      std::to_string(data->size()));
+  }
   SnapshotChunk c;
   c.offset = offset;
-  c.data = bytes_.substr(offset, std::min<uint64_t>(max_bytes, bytes_.size() - offset));
+  c.data = std::move(data).value();
   c.crc = crc32c(c.data);
-  c.last = offset + c.data.size() == bytes_.size();
+  c.last = offset + c.data.size() == size;
   return c;
 }
 
@@ -608,17 +731,16 @@ Result<std::unique_ptr<SnapshotReceiver>> SnapshotReceiver::open(
   uint64_t keep = 0;
   if (have) {
     // Keep the longest prefix of whole, checksummed frames of this offer.
-    auto data = fs->read_file(r->path_);
-    if (!data.is_ok()) return data.status();
     bool complete = false;
-    keep = snapshot_valid_prefix(*data, &complete);
-    raftpb::SnapshotMetadata meta;
-    uint64_t err_off = 0;
-    std::string err;
-    if (keep > 0 &&
-        (parse_header(*data, &meta, &err_off, &err) == 0 || meta.group() != offer.group ||
-         meta.index() != offer.index || meta.term() != offer.term)) {
-      keep = 0;
+    auto prefix = snapshot_valid_prefix(fs, r->path_, &complete);
+    if (!prefix.is_ok()) return prefix.status();
+    keep = *prefix;
+    if (keep > 0) {
+      auto reader = SnapshotReader::open(fs, r->path_);  // reads only the header
+      if (!reader.is_ok() || (*reader)->meta().group() != offer.group ||
+          (*reader)->meta().index() != offer.index || (*reader)->meta().term() != offer.term) {
+        keep = 0;
+      }
     }
     if (keep > offer.total_bytes || (complete && keep != offer.total_bytes)) keep = 0;
     auto f = fs->reopen(r->path_, keep);
@@ -693,11 +815,9 @@ Status SnapshotReceiver::install() {
   QKV_CHECK(complete()) << "install() of an incomplete snapshot: " << held_ << " of "
                         << offer_.total_bytes << " bytes";
   if (!failed_.is_ok()) return failed_;
-  auto data = fs_->read_file(path_);
-  if (!data.is_ok()) return data.status();
   // First pass: the whole file is intact and is the one offered.
   auto check = [&]() -> Status {
-    auto r = SnapshotReader::open_bytes(*data, path_);
+    auto r = SnapshotReader::open(fs_, path_);
     if (!r.is_ok()) return r.status();
     auto info = (*r)->verify();
     if (!info.is_ok()) return info.status();
@@ -716,11 +836,12 @@ Status SnapshotReceiver::install() {
     return Status::ok();
   };
   if (Status s = check(); !s.is_ok()) {
+    if (s.code() != Code::kCorruption) return s;  // an I/O error: kept for a retry
     if (Status t = reset(); !t.is_ok()) return t;
     return s;
   }
   // Second pass streams the records into the store (which revalidates).
-  auto r = SnapshotReader::open_bytes(*data, path_);
+  auto r = SnapshotReader::open(fs_, path_);
   if (!r.is_ok()) return r.status();
   Status s = store_->install_snapshot((*r)->meta(), **r);
   if (!s.is_ok() && s.code() != Code::kInvalidArgument) return s;  // kept for a retry

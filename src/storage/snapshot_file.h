@@ -18,13 +18,14 @@
 //              stopped); write_chunk(...) for each chunk -> bytes held;
 //              install() once complete().
 //
-// Memory: FileSystem only offers whole-file reads, so SnapshotReader::open,
-// SnapshotSender and SnapshotReceiver (at open and install) hold the whole
-// file in memory. Everything else streams (the writer holds one block).
-// When FileSystem gains ranged reads, SnapshotReader's frame fetch and
-// SnapshotSender::read_chunk are the places to change.
+// Memory: nothing holds a whole file. Readers fetch one frame at a time with
+// ranged reads (FileSystem::read_range), the writer holds one block, the
+// sender reads each chunk when asked and the receiver appends it. A block
+// holds about SnapshotWriterOptions::block_bytes of records (256 KiB), so a
+// snapshot of any size moves in bounded memory.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +38,8 @@
 #include "storage/state_store.h"
 
 namespace qkv::storage {
+
+class ByteSource;  // snapshot_file.cc
 
 // Format constants (docs/STORAGE_FORMATS_STATE.md).
 inline constexpr char kSnapshotMagic[8] = {'Q', 'K', 'V', 'S', 'N', 'A', 'P', '\0'};
@@ -151,6 +154,13 @@ Result<SnapshotFileInfo> write_snapshot_file(
     FileSystem* fs, const std::string& path, GroupSnapshot& snap,
     const SnapshotWriterOptions& options,
     const std::function<void(const TransferProgress&)>& progress = {});
+// The same from any record source (keys strictly increasing) with the
+// metadata it is at; stops with kUnavailable soon after *cancel becomes true.
+Result<SnapshotFileInfo> write_snapshot_file(
+    FileSystem* fs, const std::string& path, const raftpb::SnapshotMetadata& meta,
+    RecordSource& records, uint64_t approximate_bytes, const SnapshotWriterOptions& options,
+    const std::function<void(const TransferProgress&)>& progress = {},
+    const std::atomic<bool>* cancel = nullptr);
 
 // ---------------------------------------------------------------------------
 // Reading
@@ -164,13 +174,15 @@ Result<SnapshotFileInfo> write_snapshot_file(
 // Never crashes on arbitrary bytes. Not thread-safe.
 class SnapshotReader final : public RecordSource {
  public:
-  // Reads the whole file (see "Memory" above).
+  // Reads the file a frame at a time (see "Memory" above); the file must not
+  // change while the reader is in use.
   static Result<std::unique_ptr<SnapshotReader>> open(FileSystem* fs, const std::string& path);
   // Reads `bytes`, which must outlive the reader; `name` is used in errors.
   static Result<std::unique_ptr<SnapshotReader>> open_bytes(std::string_view bytes,
                                                             std::string name);
 
   const raftpb::SnapshotMetadata& meta() const { return meta_; }
+  ~SnapshotReader() override;
   // Returns false only at a valid end of file (trailer verified).
   Result<bool> next(std::string_view* key, std::string_view* value) override;
   // Reads (and so validates) the rest of the file.
@@ -181,14 +193,12 @@ class SnapshotReader final : public RecordSource {
   uint64_t records() const { return records_; }
 
  private:
-  SnapshotReader(std::string_view bytes, std::string name)
-      : bytes_(bytes), name_(std::move(name)) {}
+  explicit SnapshotReader(std::string name);
   Status parse_header();
   Status load_frame();
   Status corrupt(uint64_t offset, const std::string& what);
 
-  std::string owned_;  // the file, when read by open()
-  std::string_view bytes_;
+  std::unique_ptr<ByteSource> src_;
   std::string name_;
   raftpb::SnapshotMetadata meta_;
   uint64_t off_ = 0;         // next frame
@@ -211,6 +221,8 @@ Result<SnapshotFileInfo> verify_snapshot_file(FileSystem* fs, const std::string&
 // *complete is set when that prefix ends with a trailer. Used to resume a
 // partial transfer after a restart. Records are not validated here.
 uint64_t snapshot_valid_prefix(std::string_view bytes, bool* complete);
+// The same for a file, read a frame at a time.
+Result<uint64_t> snapshot_valid_prefix(FileSystem* fs, const std::string& path, bool* complete);
 
 // ---------------------------------------------------------------------------
 // Transfer
@@ -230,11 +242,13 @@ struct SnapshotChunk {
   bool last = false;
 };
 
-// Serves byte ranges of a finished snapshot file. Thread-compatible: const
-// methods may run concurrently.
+// Serves byte ranges of a finished snapshot file, read from the file when
+// asked (the file must not change while the sender is open).
+// Thread-compatible: const methods may run concurrently.
 class SnapshotSender {
  public:
-  // Reads and validates the file: a damaged file is never offered.
+  // Reads (a frame at a time) and validates the file: a damaged file is
+  // never offered.
   static Result<std::unique_ptr<SnapshotSender>> open(FileSystem* fs, const std::string& path,
                                                       NowMsFn now_ms = steady_clock_ms());
   const SnapshotOffer& offer() const { return offer_; }
@@ -248,7 +262,8 @@ class SnapshotSender {
 
  private:
   SnapshotSender() : meter_(steady_clock_ms(), 0, 0) {}
-  std::string bytes_;
+  FileSystem* fs_ = nullptr;
+  std::string path_;
   SnapshotOffer offer_;
   SnapshotFileInfo info_;
   ProgressMeter meter_;
