@@ -20,6 +20,7 @@ kept and printed when something fails (or always with --keep). Exit status:
 Set QKV_BINARY to the server binary (default build/quorumkv).
 """
 import argparse
+import faulthandler
 import json
 import os
 import random
@@ -216,7 +217,14 @@ def one_run(args, run_index, run_dir):
     summary["sanity"] = problems
     summary["failures"].extend("lost/invalid: %s" % p for p in problems)
     t = time.monotonic()
-    verdicts = check_histories(ops, args.check_time_limit)
+    print("  checking %d operations on %d keys..." % (len(ops), len({o["key"] for o in ops})))
+    sys.stdout.flush()
+    try:
+        verdicts = check_histories(ops, args.check_time_limit)
+    except Exception as e:  # noqa: BLE001 - a checker crash must not lose the run
+        verdicts = None
+        summary["failures"].append("the checker crashed: %r" % e)
+        summary["checker_traceback"] = traceback.format_exc()
     summary["check_s"] = round(time.monotonic() - t, 2)
     if verdicts is None:
         summary["checker"] = "lincheck.py not found: linearizability NOT checked"
@@ -310,6 +318,7 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     print("jepsen: %d runs, seed %d, binary %s, output %s" % (args.runs, args.seed,
                                                               netcluster.BINARY, out))
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     failed, total = [], {"ok": 0, "fail": 0, "unknown": 0}
@@ -317,7 +326,21 @@ def main(argv=None):
     try:
         for i in range(args.runs):
             run_dir = os.path.join(out, "run-%03d" % i)
-            s = one_run(args, i, run_dir)
+            os.makedirs(run_dir, exist_ok=True)
+            # A run that takes far longer than it should is a hang: dump every thread's
+            # stack into the run's folder (the run goes on; the report names the file).
+            stuck = open(os.path.join(run_dir, "stuck-threads.txt"), "w")
+            faulthandler.dump_traceback_later(args.time + args.converge_timeout * 2 + 120,
+                                              file=stuck)
+            try:
+                s = one_run(args, i, run_dir)
+            finally:
+                faulthandler.cancel_dump_traceback_later()
+                stuck.close()
+            if os.path.getsize(os.path.join(run_dir, "stuck-threads.txt")) == 0:
+                os.remove(os.path.join(run_dir, "stuck-threads.txt"))
+            else:
+                s["failures"].append("the run hung: thread stacks in stuck-threads.txt")
             with open(os.path.join(run_dir, "summary.json"), "w") as f:
                 json.dump(s, f, indent=1, sort_keys=True, default=str)
             print_summary(s)

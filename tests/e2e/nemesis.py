@@ -258,8 +258,10 @@ class Nemesis(threading.Thread):
             node.kill()
         node.wipe()  # a member that left comes back empty
         node.start(join=True)
+        self.log("heal", "membership", "%s restarted empty with --join" % node.name)
         self._change(("ADD-LEARNER", node.name, node.peer_addr), lambda m: node.id in m,
                      "%s to join as a learner" % node.name)
+        self.log("heal", "membership", "%s is a learner" % node.name)
         # Let the learner catch up (bounded) before it becomes a voter.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -274,3 +276,4 @@ class Nemesis(threading.Thread):
             time.sleep(0.1)
         self._change(("ADD-VOTER", node.name), lambda m: m.get(node.id) == "voter",
                      "%s to become a voter" % node.name)
+        self.log("heal", "membership", "%s is a voter again" % node.name)

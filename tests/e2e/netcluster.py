@@ -232,8 +232,8 @@ class NetNode:
         self.paused = False
         if not wait:
             return
-        deadline = time.time() + 15
-        while time.time() < deadline:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("node %s exited (%s): %s" % (self.name, self.proc.returncode,
                                                                self.log_tail()))
@@ -346,8 +346,8 @@ class NetCluster:
         return self
 
     def _wait_ping(self, node, timeout=15):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             if node.proc.poll() is not None:
                 raise RuntimeError("node %s exited: %s" % (node.name, node.log_tail()))
             try:
@@ -405,8 +405,8 @@ class NetCluster:
         return best[1] if best else None
 
     def wait_leader(self, timeout=20, candidates=None):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             leader = self.leader(candidates)
             if leader is not None:
                 return leader
@@ -416,9 +416,9 @@ class NetCluster:
     def wait_converged(self, timeout=60):
         """Waits until every node of the cluster is a voter, runs, and all have applied the
         same index, equal to the commit index. Returns that index."""
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         last = None
-        while time.time() < deadline:
+        while time.monotonic() < deadline:
             try:
                 leader = self.leader()
                 if leader is None:
