@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "cluster/snapshot_transfer.h"
+
 namespace qkv::cluster {
 
 using Clock = std::chrono::steady_clock;
@@ -35,11 +37,17 @@ Node::~Node() {
   *alive_ = false;
   stop();
   persist_pool_.join();
+  snapshot_pool_.join();  // a file being written stops at its next block
 }
 
 namespace {
 
 std::string peers_file(const std::string& dir) { return dir + "/peers"; }
+
+class NoRecords final : public storage::RecordSource {
+ public:
+  Result<bool> next(std::string_view*, std::string_view*) override { return false; }
+};
 
 std::map<uint64_t, PeerAddress> load_peers(const std::string& dir) {
   std::map<uint64_t, PeerAddress> out;
@@ -88,6 +96,20 @@ Status Node::start() {
         if (!*alive) return;
         for (auto& [gid, g] : groups_) g.raft->report_unreachable(peer);
       });
+  transport_->set_snapshot_handlers(
+      [this, alive](uint64_t from, netpb::SnapshotFetch&& f) {
+        if (*alive) on_snapshot_fetch(from, std::move(f));
+      },
+      [this, alive](uint64_t from, netpb::SnapshotData&& d) {
+        if (*alive) on_snapshot_data(from, std::move(d));
+      });
+  // Files written for followers by an earlier run are stale; partially
+  // received ones are kept to resume.
+  if (Status s = fs_->create_dirs(snapshot_dir("send")); !s.is_ok()) return s;
+  if (Status s = fs_->create_dirs(snapshot_dir("recv")); !s.is_ok()) return s;
+  if (auto names = fs_->list_dir(snapshot_dir("send")); names.is_ok()) {
+    for (const auto& n : *names) (void)fs_->remove_file(storage::path_join(snapshot_dir("send"), n));
+  }
   if (Status s = transport_->listen(opts_.peer_host, opts_.peer_port); !s.is_ok()) return s;
   for (const auto& [id, a] : addresses_) {
     if (id != opts_.id) transport_->add_peer(id, a.host, a.port);
@@ -112,11 +134,15 @@ Status Node::open_group(uint64_t gid, bool fresh) {
     for (const auto& [id, a] : opts_.initial_members) cs.add_voters(id);
     if (cs.voters_size() == 0) cs.add_voters(opts_.id);
     raft::Snapshot boot = raft::bootstrap_snapshot(gid, cs);
-    if (Status s = g.sm->restore(boot); !s.is_ok()) return s;
+    NoRecords none;
+    if (Status s = g.sm->restore(boot.metadata(), none); !s.is_ok()) return s;
     if (Status s = log_store_->bootstrap(gid, boot); !s.is_ok()) return s;
   }
   uint64_t applied = g.sm->applied_index();
   uint64_t base = storage->first_index() - 1;
+  if (applied < base && recover_received_snapshot(g, base).is_ok()) {
+    applied = g.sm->applied_index();
+  }
   if (applied < base) {
     // The log was compacted past what the state machine holds (a snapshot
     // was installed and the process died before applying it).
@@ -151,6 +177,9 @@ Status Node::open_group(uint64_t gid, bool fresh) {
 void Node::stop() {
   if (stopped_) return;
   stopped_ = true;
+  for (auto& [gid, o] : outgoing_) {
+    if (o) o->cancel->store(true);
+  }
   asio::error_code ec;
   tick_timer_.cancel();
   if (transport_) transport_->close();
@@ -194,6 +223,7 @@ void Node::tick() {
     expire_requests(g);
     ask_reads(g);
   }
+  snapshot_tick();
   kick();
 }
 
@@ -270,7 +300,7 @@ void Node::finish_ready(Group& g) {
                 [term](const raftpb::Message& m) { return m.term() != 0 && m.term() < term; });
   send_all(rd.messages_after_persist);
   if (rd.snapshot) {
-    if (Status s = g.sm->restore(*rd.snapshot); !s.is_ok()) {
+    if (Status s = restore_snapshot(g, *rd.snapshot); !s.is_ok()) {
       fail_node("cannot install snapshot: " + s.to_string());
       return;
     }
@@ -363,14 +393,18 @@ Status Node::take_snapshot(uint64_t gid) {
   if (it == groups_.end()) return Status(Code::kNotFound, "no such group");
   Group& g = it->second;
   if (g.ready) return Status(Code::kUnavailable, "a Ready is being persisted; try again");
-  auto snap = g.sm->snapshot();
-  if (!snap.is_ok()) return snap.status();
-  if ((*snap)->metadata().index() <= g.last_snapshot_index) return Status::ok();
-  if (Status s = log_store_->compact(gid, *snap); !s.is_ok()) {
+  // The state machine's durable state is the snapshot: compaction keeps
+  // only its metadata (followers get a file written on demand).
+  auto meta = g.sm->persist_applied();
+  if (!meta.is_ok()) return meta.status();
+  if (meta->index() <= g.last_snapshot_index) return Status::ok();
+  auto snap = std::make_shared<raftpb::Snapshot>();
+  *snap->mutable_metadata() = *meta;
+  if (Status s = log_store_->compact(gid, snap); !s.is_ok()) {
     fail_node("cannot compact the log: " + s.to_string());
     return s;
   }
-  g.last_snapshot_index = (*snap)->metadata().index();
+  g.last_snapshot_index = meta->index();
   return Status::ok();
 }
 
@@ -489,7 +523,11 @@ void Node::expire_requests(Group& g) {
 void Node::on_raft_message(raftpb::Message&& m) {
   auto it = groups_.find(m.group());
   if (it == groups_.end() || stopped_) return;
-  (void)it->second.raft->step(m);
+  if (m.type() == raftpb::MSG_SNAP) {
+    on_install_snapshot(it->second, std::move(m));  // snapshot_transfer.cc
+  } else {
+    (void)it->second.raft->step(m);
+  }
   kick();
 }
 

@@ -30,6 +30,8 @@
 #include "net/transport.h"
 #include "raft/node.h"
 #include "storage/log_store.h"
+#include "storage/snapshot_file.h"
+#include "storage/state_store.h"
 
 namespace qkv::cluster {
 
@@ -65,8 +67,29 @@ struct NodeOptions {
   uint64_t inflight_msgs_max = 256;
   uint64_t uncommitted_bytes_max = 64 << 20;
   uint64_t snapshot_chunk_bytes = 1 << 20;
+  // Snapshot files (docs/ARCHITECTURE.md, "Snapshot transfer"): a node that
+  // needs one pulls it in chunks of snapshot_chunk_bytes from the node that
+  // sent InstallSnapshot. A request unanswered this long is sent again.
+  int snapshot_fetch_timeout_ms = 5000;
+  // Larger snapshots are refused by the receiver.
+  uint64_t snapshot_bytes_max = 64ull << 30;
+  // A file this node serves is deleted after this long without a request.
+  int snapshot_idle_ms = 60000;
+  // Receive snapshots at most this fast (bytes/s; 0: no limit), to spare
+  // the serving node's disk and network.
+  uint64_t snapshot_recv_bytes_per_sec = 0;
+  // How often a transfer in progress logs its progress.
+  int snapshot_progress_log_ms = 2000;
   storage::WalOptions wal;
   net::TransportOptions transport;
+};
+
+// A consistent view of a group's applied state, to write a snapshot file
+// from: records in strictly increasing key order.
+struct SnapshotSource {
+  raftpb::SnapshotMetadata meta;
+  uint64_t approximate_bytes = 0;  // for progress reports (0: unknown)
+  std::unique_ptr<storage::RecordSource> records;
 };
 
 // What a group's state machine does with committed entries. Implemented by
@@ -82,12 +105,15 @@ class GroupStateMachine {
   virtual Status apply(const std::vector<raftpb::Entry>& entries,
                        const std::optional<raftpb::ConfState>& conf,
                        std::vector<std::string>* results) = 0;
-  // Replaces the whole state with a snapshot's (its data is what
-  // snapshot() produced on some replica).
-  virtual Status restore(const raftpb::Snapshot& snapshot) = 0;
-  // A snapshot of the applied state, durable enough that the log up to its
-  // index may be dropped.
-  virtual Result<std::shared_ptr<const raftpb::Snapshot>> snapshot() = 0;
+  // Replaces the whole state, atomically, with `records` (a snapshot's, as
+  // open_snapshot() produced them on some replica) at `meta`.
+  virtual Status restore(const raftpb::SnapshotMetadata& meta, storage::RecordSource& records) = 0;
+  // Makes the applied state durable and returns its metadata: the log up to
+  // its index may then be dropped.
+  virtual Result<raftpb::SnapshotMetadata> persist_applied() = 0;
+  // A view of the applied state as of now. Its records may be read on
+  // another thread while apply() goes on.
+  virtual Result<SnapshotSource> open_snapshot() = 0;
   virtual uint64_t applied_index() const = 0;
   virtual raftpb::ConfState conf_state() const = 0;
 };
@@ -103,6 +129,25 @@ struct GroupStatus {
   uint64_t first_index = 0;
   size_t pending_proposals = 0;
   size_t pending_reads = 0;
+};
+
+// Snapshot transfers of one group, for INFO and metrics.
+struct SnapshotStatus {
+  uint64_t group = 0;
+  // Receiving (this node is behind): 0 when idle.
+  uint64_t recv_source = 0;
+  uint64_t recv_index = 0;
+  storage::TransferProgress recv;
+  // Serving a file to followers: its index (0: none), and while it is being
+  // written, the progress of that.
+  uint64_t send_index = 0;
+  bool send_building = false;
+  storage::TransferProgress send_build;
+  // Since start.
+  uint64_t received_total = 0;       // snapshots installed from a peer
+  uint64_t recv_bytes_total = 0;     // bytes received
+  uint64_t built_total = 0;          // files written for peers
+  uint64_t sent_bytes_total = 0;     // bytes served
 };
 
 class Node {
@@ -144,6 +189,7 @@ class Node {
   bool is_leader(uint64_t group) const;
   std::optional<PeerAddress> peer_address(uint64_t id) const;
   std::vector<GroupStatus> status() const;
+  std::vector<SnapshotStatus> snapshot_status() const;
   uint16_t peer_port() const { return transport_->listen_port(); }
   net::PeerTransport& transport() { return *transport_; }
   void set_forward_handler(ForwardHandler h) { forward_handler_ = std::move(h); }
@@ -186,6 +232,21 @@ class Node {
   void expire_requests(Group& g);
   void maybe_snapshot(Group& g);
   void on_raft_message(raftpb::Message&& m);
+  // Snapshot transfer (snapshot_transfer.cc).
+  struct Outgoing;
+  struct Incoming;
+  void on_install_snapshot(Group& g, raftpb::Message&& m);
+  void on_snapshot_fetch(uint64_t from, netpb::SnapshotFetch&& f);
+  void on_snapshot_data(uint64_t from, netpb::SnapshotData&& d);
+  void send_fetch(Group& g, Incoming& in);
+  void build_snapshot_file(Group& g, uint64_t min_index);
+  void snapshot_tick();
+  void log_transfer(const char* what, uint64_t gid, uint64_t index, uint64_t peer,
+                    const storage::TransferProgress& p);
+  Status restore_snapshot(Group& g, const raftpb::Snapshot& snap);
+  Status recover_received_snapshot(Group& g, uint64_t base);
+  void drop_incoming(uint64_t gid);
+  std::string snapshot_dir(const char* sub) const;
   void send_all(std::vector<raftpb::Message>& msgs);
   void update_peers_from_conf(Group& g);
   void fail_node(const std::string& why);
@@ -203,6 +264,11 @@ class Node {
   std::map<uint64_t, PeerAddress> addresses_;
   asio::steady_timer tick_timer_;
   asio::thread_pool persist_pool_{1};
+  asio::thread_pool snapshot_pool_{1};  // writes snapshot files for peers
+  std::map<uint64_t, std::unique_ptr<Outgoing>> outgoing_;  // by group
+  std::map<uint64_t, std::unique_ptr<Incoming>> incoming_;  // by group
+  std::map<uint64_t, SnapshotStatus> snapshot_counters_;    // by group
+  uint64_t snapshot_request_seq_ = 0;
   bool persisting_ = false;
   bool kicked_ = false;
   bool stopped_ = false;

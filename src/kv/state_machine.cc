@@ -140,39 +140,55 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
   return Status::ok();
 }
 
-Status KvStateMachine::restore(const raftpb::Snapshot& snapshot) {
-  const raftpb::SnapshotMetadata& meta = snapshot.metadata();
+Status KvStateMachine::restore(const raftpb::SnapshotMetadata& meta,
+                               storage::RecordSource& records) {
   if (meta.group() != group_) {
     return Status(Code::kInvalidArgument, "snapshot of group " + std::to_string(meta.group()) +
                                               " given to group " + std::to_string(group_));
   }
-  Status s;
-  if (snapshot.data().empty()) {
-    EmptySource none;
-    s = store_->install_snapshot(meta, none);
-  } else {
-    auto reader = storage::SnapshotReader::open_bytes(
-        snapshot.data(), "snapshot of group " + std::to_string(group_) + " at index " +
-                             std::to_string(meta.index()));
-    if (!reader.is_ok()) return reader.status();
-    const raftpb::SnapshotMetadata& file_meta = (*reader)->meta();
-    if (file_meta.group() != meta.group() || file_meta.index() != meta.index() ||
-        file_meta.term() != meta.term()) {
-      return Status(Code::kCorruption,
-                    "snapshot data is for group " + std::to_string(file_meta.group()) + " index " +
-                        std::to_string(file_meta.index()) + " term " +
-                        std::to_string(file_meta.term()) + ", not for its metadata's");
-    }
-    s = store_->install_snapshot(meta, **reader);
-  }
-  if (!s.is_ok()) return s;
+  if (Status s = store_->install_snapshot(meta, records); !s.is_ok()) return s;
   cached_snapshot_.reset();
   expiry_scan_from_ms_ = 0;
   return load_meta();
 }
 
+Result<raftpb::SnapshotMetadata> KvStateMachine::persist_applied() {
+  if (Status s = store_->sync(); !s.is_ok()) return s;
+  return store_->applied(group_);
+}
+
+Result<cluster::SnapshotSource> KvStateMachine::open_snapshot() {
+  auto view = store_->snapshot(group_);
+  if (!view.is_ok()) return view.status();
+  cluster::SnapshotSource src;
+  src.meta = (*view)->meta();
+  src.approximate_bytes = (*view)->approximate_bytes();
+  src.records = std::move(view).value();
+  return src;
+}
+
+Status KvStateMachine::restore(const raftpb::Snapshot& snapshot) {
+  const raftpb::SnapshotMetadata& meta = snapshot.metadata();
+  if (snapshot.data().empty()) {
+    EmptySource none;
+    return restore(meta, none);
+  }
+  auto reader = storage::SnapshotReader::open_bytes(
+      snapshot.data(), "snapshot of group " + std::to_string(group_) + " at index " +
+                           std::to_string(meta.index()));
+  if (!reader.is_ok()) return reader.status();
+  const raftpb::SnapshotMetadata& file_meta = (*reader)->meta();
+  if (file_meta.group() != meta.group() || file_meta.index() != meta.index() ||
+      file_meta.term() != meta.term()) {
+    return Status(Code::kCorruption,
+                  "snapshot data is for group " + std::to_string(file_meta.group()) + " index " +
+                      std::to_string(file_meta.index()) + " term " +
+                      std::to_string(file_meta.term()) + ", not for its metadata's");
+  }
+  return restore(meta, **reader);
+}
+
 Result<std::shared_ptr<const raftpb::Snapshot>> KvStateMachine::snapshot() {
-  // The log up to the snapshot's index may be dropped once we return.
   if (Status s = store_->sync(); !s.is_ok()) return s;
   if (cached_snapshot_ && cached_snapshot_->metadata().index() == applied_index()) {
     return cached_snapshot_;
@@ -183,7 +199,7 @@ Result<std::shared_ptr<const raftpb::Snapshot>> KvStateMachine::snapshot() {
     return Status(Code::kInvalidArgument, "group " + std::to_string(group_) +
                                               ": state exceeds snapshot_bytes_max " +
                                               std::to_string(options_.snapshot_bytes_max) +
-                                              " (snapshots are held in memory)");
+                                              " (this snapshot is held in memory)");
   };
   storage::MemFileSystem fs;
   const std::string dir = "/snapshot";

@@ -60,16 +60,24 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   Status apply(const std::vector<raftpb::Entry>& entries,
                const std::optional<raftpb::ConfState>& conf,
                std::vector<std::string>* results) override;
-  // Installs a snapshot made by snapshot() on any replica (or a bootstrap
-  // snapshot with no data: an empty state). kInvalidArgument if it is not
-  // newer than the applied state or belongs to another group; kCorruption
-  // if its data is damaged (nothing changes then).
-  Status restore(const raftpb::Snapshot& snapshot) override;
-  // Syncs the store, then copies the group's whole data into the snapshot's
-  // `data` as a snapshot file (storage/snapshot_file.h), in memory: at most
-  // KvOptions::snapshot_bytes_max (kInvalidArgument beyond). The last one is
-  // cached until the applied index moves.
-  Result<std::shared_ptr<const raftpb::Snapshot>> snapshot() override;
+  // Replaces the group's whole state, atomically, with `records` (from a
+  // snapshot file written from open_snapshot() on any replica) at `meta`.
+  // kInvalidArgument if it is not newer than the applied state or belongs to
+  // another group; a damaged source changes nothing.
+  Status restore(const raftpb::SnapshotMetadata& meta, storage::RecordSource& records) override;
+  // Syncs the store; returns the applied metadata.
+  Result<raftpb::SnapshotMetadata> persist_applied() override;
+  // A pinned, consistent view of the group's records (StateStore::snapshot).
+  Result<cluster::SnapshotSource> open_snapshot() override;
+
+  // In-memory snapshots, for tests and tools: restore() of a snapshot whose
+  // data is a whole snapshot file (or empty: an empty state), and
+  // snapshot(), which syncs and copies the group's whole data into `data`,
+  // at most KvOptions::snapshot_bytes_max (kInvalidArgument beyond; cached
+  // until the applied index moves). The
+  // server never uses them: it streams files (cluster/snapshot_transfer.cc).
+  Status restore(const raftpb::Snapshot& snapshot);
+  Result<std::shared_ptr<const raftpb::Snapshot>> snapshot();
   uint64_t applied_index() const override;
   raftpb::ConfState conf_state() const override;
 
@@ -120,6 +128,7 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   // so it does not wade through the tombstones of the entries it already
   // had deleted. Lowered by every write of an earlier expiry.
   int64_t expiry_scan_from_ms_ = 0;
+  // The last in-memory snapshot(), until the applied index moves.
   std::shared_ptr<const raftpb::Snapshot> cached_snapshot_;
 };
 

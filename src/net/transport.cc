@@ -158,6 +158,28 @@ bool PeerTransport::send(raftpb::Message m) {
   return enqueue(to, std::move(item), bytes);
 }
 
+void PeerTransport::set_snapshot_handlers(SnapshotFetchHandler on_fetch,
+                                          SnapshotDataHandler on_data) {
+  on_snapshot_fetch_ = std::move(on_fetch);
+  on_snapshot_data_ = std::move(on_data);
+}
+
+bool PeerTransport::send_snapshot_fetch(uint64_t to, netpb::SnapshotFetch f) {
+  if (closed_) return false;
+  size_t bytes = f.ByteSizeLong();
+  netpb::PeerFrame item;
+  *item.add_snapshot_fetch() = std::move(f);
+  return enqueue(to, std::move(item), bytes);
+}
+
+bool PeerTransport::send_snapshot_data(uint64_t to, netpb::SnapshotData d) {
+  if (closed_) return false;
+  size_t bytes = d.ByteSizeLong();
+  netpb::PeerFrame item;
+  *item.add_snapshot_data() = std::move(d);
+  return enqueue(to, std::move(item), bytes);
+}
+
 bool PeerTransport::forward(uint64_t to, netpb::Forward f) {
   if (closed_) return false;
   size_t bytes = f.ByteSizeLong();
@@ -243,6 +265,8 @@ awaitable<void> PeerTransport::writer(std::shared_ptr<Peer> p, std::shared_ptr<b
         auto& [item, n] = p->queue.front();
         for (auto& m : *item.mutable_raft()) *frame.add_raft() = std::move(m);
         for (auto& f : *item.mutable_forward()) *frame.add_forward() = std::move(f);
+        for (auto& f : *item.mutable_snapshot_fetch()) *frame.add_snapshot_fetch() = std::move(f);
+        for (auto& d : *item.mutable_snapshot_data()) *frame.add_snapshot_data() = std::move(d);
         bytes += n;
         msgs++;
         p->queued_bytes -= n;
@@ -305,6 +329,14 @@ awaitable<void> PeerTransport::reader(tcp::socket socket, std::shared_ptr<bool> 
       }
       for (auto& fw : *f->mutable_forward()) {
         if (on_forward_) on_forward_(from, std::move(fw));
+        if (!*alive) co_return;
+      }
+      for (auto& sf : *f->mutable_snapshot_fetch()) {
+        if (on_snapshot_fetch_) on_snapshot_fetch_(from, std::move(sf));
+        if (!*alive) co_return;
+      }
+      for (auto& sd : *f->mutable_snapshot_data()) {
+        if (on_snapshot_data_) on_snapshot_data_(from, std::move(sd));
         if (!*alive) co_return;
       }
     }

@@ -55,6 +55,8 @@ class PeerTransport {
   using RaftHandler = std::function<void(raftpb::Message&&)>;
   using ForwardHandler = std::function<void(uint64_t from, netpb::Forward&&)>;
   using UnreachableHandler = std::function<void(uint64_t peer)>;
+  using SnapshotFetchHandler = std::function<void(uint64_t from, netpb::SnapshotFetch&&)>;
+  using SnapshotDataHandler = std::function<void(uint64_t from, netpb::SnapshotData&&)>;
 
   PeerTransport(asio::io_context& io, uint64_t self_id, TransportOptions options);
   ~PeerTransport();
@@ -67,6 +69,7 @@ class PeerTransport {
 
   void set_handlers(RaftHandler on_raft, ForwardHandler on_forward,
                     UnreachableHandler on_unreachable);
+  void set_snapshot_handlers(SnapshotFetchHandler on_fetch, SnapshotDataHandler on_data);
 
   // Adds (or re-addresses) a peer and starts its writer.
   void add_peer(uint64_t id, const std::string& host, uint16_t port);
@@ -76,6 +79,8 @@ class PeerTransport {
   // Queues for the peer m.to(). False if dropped (unknown peer, queue full).
   bool send(raftpb::Message m);
   bool forward(uint64_t to, netpb::Forward f);
+  bool send_snapshot_fetch(uint64_t to, netpb::SnapshotFetch f);
+  bool send_snapshot_data(uint64_t to, netpb::SnapshotData d);
 
   PeerStats stats(uint64_t peer) const;
   // Stops accepting and closes every connection; pending sends are dropped.
@@ -98,6 +103,8 @@ class PeerTransport {
   RaftHandler on_raft_;
   ForwardHandler on_forward_;
   UnreachableHandler on_unreachable_;
+  SnapshotFetchHandler on_snapshot_fetch_;
+  SnapshotDataHandler on_snapshot_data_;
   bool closed_ = false;
   uint64_t rng_ = 0x9E3779B97F4A7C15ULL;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -96,6 +96,13 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
   app.add_option("--read-mode", c.read_mode, "readindex (default) or lease");
   app.add_option("--request-timeout-ms", c.request_timeout_ms, "fail a request after this long");
   app.add_option("--snapshot-entries", c.snapshot_entries, "snapshot every this many entries");
+  app.add_option("--snapshot-chunk-bytes", c.snapshot_chunk_bytes,
+                 "bytes per snapshot chunk request (at most 16 MiB)");
+  app.add_option("--snapshot-bytes-max", c.snapshot_bytes_max, "largest snapshot accepted");
+  app.add_option("--snapshot-fetch-timeout-ms", c.snapshot_fetch_timeout_ms,
+                 "repeat an unanswered snapshot chunk request after this long");
+  app.add_option("--snapshot-recv-bytes-per-sec", c.snapshot_recv_bytes_per_sec,
+                 "receive snapshots at most this fast (0: no limit)");
   app.add_option("--maxclients", c.maxclients, "maximum client connections");
   app.add_option("--proto-max-bulk-len", c.proto_max_bulk_len, "largest bulk string accepted");
   app.add_option("--client-query-buffer-limit", c.client_query_buffer_limit,
@@ -146,6 +153,10 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       str("read-mode", &c.read_mode);
       num("request-timeout-ms", &c.request_timeout_ms);
       num("snapshot-entries", &c.snapshot_entries);
+      num("snapshot-chunk-bytes", &c.snapshot_chunk_bytes);
+      num("snapshot-bytes-max", &c.snapshot_bytes_max);
+      num("snapshot-fetch-timeout-ms", &c.snapshot_fetch_timeout_ms);
+      num("snapshot-recv-bytes-per-sec", &c.snapshot_recv_bytes_per_sec);
       num("maxclients", &c.maxclients);
       num("proto-max-bulk-len", &c.proto_max_bulk_len);
       num("client-query-buffer-limit", &c.client_query_buffer_limit);

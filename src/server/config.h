@@ -38,6 +38,11 @@ struct ServerConfig {
   std::string read_mode = "readindex";  // readindex | lease
   int request_timeout_ms = 3000;
   uint64_t snapshot_entries = 20000;
+  // Snapshot files between nodes (docs/ARCHITECTURE.md, "Snapshot transfer").
+  uint64_t snapshot_chunk_bytes = 1 << 20;      // per fetch request (at most 16 MiB)
+  uint64_t snapshot_bytes_max = 64ull << 30;    // larger snapshots are refused
+  int snapshot_fetch_timeout_ms = 5000;         // an unanswered chunk request is repeated
+  uint64_t snapshot_recv_bytes_per_sec = 0;     // receive rate limit (0: none)
 
   // Client limits (Redis names in comments).
   uint64_t maxclients = 10000;                 // maxclients

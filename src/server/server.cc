@@ -76,6 +76,10 @@ Status Server::start() {
   o.read_mode = cfg_.read_mode == "lease" ? raft::ReadMode::kLease : raft::ReadMode::kReadIndex;
   o.request_timeout_ms = cfg_.request_timeout_ms;
   o.snapshot_entries = cfg_.snapshot_entries;
+  o.snapshot_chunk_bytes = cfg_.snapshot_chunk_bytes;
+  o.snapshot_bytes_max = cfg_.snapshot_bytes_max;
+  o.snapshot_fetch_timeout_ms = cfg_.snapshot_fetch_timeout_ms;
+  o.snapshot_recv_bytes_per_sec = cfg_.snapshot_recv_bytes_per_sec;
   o.transport.cluster_id = cfg_.cluster_id;
   storage::StateStore* st = store_.get();
   node_ = std::make_unique<cluster::Node>(

@@ -314,6 +314,10 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"heartbeat-ticks", std::to_string(cfg_.heartbeat_ticks)},
         {"request-timeout-ms", std::to_string(cfg_.request_timeout_ms)},
         {"snapshot-entries", std::to_string(cfg_.snapshot_entries)},
+        {"snapshot-chunk-bytes", std::to_string(cfg_.snapshot_chunk_bytes)},
+        {"snapshot-bytes-max", std::to_string(cfg_.snapshot_bytes_max)},
+        {"snapshot-fetch-timeout-ms", std::to_string(cfg_.snapshot_fetch_timeout_ms)},
+        {"snapshot-recv-bytes-per-sec", std::to_string(cfg_.snapshot_recv_bytes_per_sec)},
         {"databases", "1"},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
@@ -469,6 +473,28 @@ std::string Server::info(const std::string& section, net::Protocol) {
         << ",state=" << pr.state << ",learner=" << (pr.learner ? 1 : 0)
         << ",lag=" << (g->raft.last_index - std::min(pr.match, g->raft.last_index)) << "\r\n";
     }
+    for (const auto& ss : node_->snapshot_status()) {
+      if (ss.group != g->group) continue;
+      o << "snapshot_receiving:" << (ss.recv_source != 0 ? 1 : 0);
+      if (ss.recv_source != 0) {
+        o << "\r\nsnapshot_recv_from:" << ss.recv_source
+          << "\r\nsnapshot_recv_index:" << ss.recv_index
+          << "\r\nsnapshot_recv_bytes:" << ss.recv.bytes_done
+          << "\r\nsnapshot_recv_total_bytes:" << ss.recv.bytes_total
+          << "\r\nsnapshot_recv_rate_bytes_per_sec:" << static_cast<uint64_t>(ss.recv.rate_bytes_per_s)
+          << "\r\nsnapshot_recv_eta_sec:" << static_cast<int64_t>(ss.recv.eta_s);
+      }
+      o << "\r\nsnapshot_serving_index:" << ss.send_index
+        << "\r\nsnapshot_building:" << (ss.send_building ? 1 : 0);
+      if (ss.send_building) {
+        o << "\r\nsnapshot_build_bytes:" << ss.send_build.bytes_done
+          << "\r\nsnapshot_build_estimated_bytes:" << ss.send_build.bytes_total;
+      }
+      o << "\r\nsnapshots_installed:" << ss.received_total
+        << "\r\nsnapshot_recv_bytes_total:" << ss.recv_bytes_total
+        << "\r\nsnapshots_written:" << ss.built_total
+        << "\r\nsnapshot_sent_bytes_total:" << ss.sent_bytes_total << "\r\n";
+    }
     o << "\r\n";
   }
   if (all || section == "commandstats") {
@@ -504,6 +530,21 @@ std::string Server::metrics() {
     o << "quorumkv_raft_applied_index" << l << " " << g.applied << "\n";
     o << "quorumkv_raft_apply_lag" << l << " "
       << (g.raft.hard_state.commit() - std::min(g.applied, g.raft.hard_state.commit())) << "\n";
+  }
+  for (const auto& ss : node_->snapshot_status()) {
+    std::string l = "{group=\"" + std::to_string(ss.group) + "\"}";
+    o << "quorumkv_snapshot_receiving" << l << " " << (ss.recv_source != 0 ? 1 : 0) << "\n";
+    o << "quorumkv_snapshot_recv_bytes" << l << " " << ss.recv.bytes_done << "\n";
+    o << "quorumkv_snapshot_recv_total_bytes" << l << " " << ss.recv.bytes_total << "\n";
+    o << "quorumkv_snapshot_recv_rate_bytes_per_second" << l << " " << ss.recv.rate_bytes_per_s
+      << "\n";
+    o << "quorumkv_snapshot_recv_eta_seconds" << l << " " << ss.recv.eta_s << "\n";
+    o << "quorumkv_snapshot_building" << l << " " << (ss.send_building ? 1 : 0) << "\n";
+    o << "quorumkv_snapshot_build_bytes" << l << " " << ss.send_build.bytes_done << "\n";
+    o << "quorumkv_snapshots_installed_total" << l << " " << ss.received_total << "\n";
+    o << "quorumkv_snapshot_recv_bytes_total" << l << " " << ss.recv_bytes_total << "\n";
+    o << "quorumkv_snapshots_written_total" << l << " " << ss.built_total << "\n";
+    o << "quorumkv_snapshot_sent_bytes_total" << l << " " << ss.sent_bytes_total << "\n";
   }
   o << "# TYPE quorumkv_wal_fsync_seconds histogram\n";
   uint64_t cum = 0;

@@ -690,7 +690,6 @@ SnapshotReceiver::SnapshotReceiver(FileSystem* fs, std::string dir, StateStore* 
 Result<std::unique_ptr<SnapshotReceiver>> SnapshotReceiver::open(
     FileSystem* fs, const std::string& dir, StateStore* store, const SnapshotOffer& offer,
     const SnapshotReceiverOptions& options) {
-  QKV_CHECK(store != nullptr);
   if (offer.total_bytes > options.snapshot_bytes_max) {
     return Status(Code::kInvalidArgument, "snapshot of " + std::to_string(offer.total_bytes) +
                                               " bytes exceeds snapshot_bytes_max " +
@@ -719,7 +718,7 @@ Result<std::unique_ptr<SnapshotReceiver>> SnapshotReceiver::open(
       if (Status s = fs->remove_file(path_join(dir, n)); !s.is_ok()) return s;
     }
   }
-  if (store->applied(offer.group).index() >= offer.index) {
+  if (store != nullptr && store->applied(offer.group).index() >= offer.index) {
     if (have) (void)fs->remove_file(r->path_);
     (void)fs->sync_dir(dir);
     return Status(Code::kInvalidArgument,
@@ -810,12 +809,11 @@ Status SnapshotReceiver::reset() {
   return Status::ok();
 }
 
-Status SnapshotReceiver::install() {
-  QKV_CHECK(!done_) << "install() after install() or abandon()";
-  QKV_CHECK(complete()) << "install() of an incomplete snapshot: " << held_ << " of "
+Status SnapshotReceiver::verify() {
+  QKV_CHECK(!done_) << "verify() after install() or abandon()";
+  QKV_CHECK(complete()) << "verify() of an incomplete snapshot: " << held_ << " of "
                         << offer_.total_bytes << " bytes";
   if (!failed_.is_ok()) return failed_;
-  // First pass: the whole file is intact and is the one offered.
   auto check = [&]() -> Status {
     auto r = SnapshotReader::open(fs_, path_);
     if (!r.is_ok()) return r.status();
@@ -840,6 +838,16 @@ Status SnapshotReceiver::install() {
     if (Status t = reset(); !t.is_ok()) return t;
     return s;
   }
+  return Status::ok();
+}
+
+Status SnapshotReceiver::install() {
+  QKV_CHECK(store_ != nullptr) << "install() needs a StateStore";
+  QKV_CHECK(!done_) << "install() after install() or abandon()";
+  QKV_CHECK(complete()) << "install() of an incomplete snapshot: " << held_ << " of "
+                        << offer_.total_bytes << " bytes";
+  if (!failed_.is_ok()) return failed_;
+  if (Status s = verify(); !s.is_ok()) return s;
   // Second pass streams the records into the store (which revalidates).
   auto r = SnapshotReader::open(fs_, path_);
   if (!r.is_ok()) return r.status();

@@ -290,8 +290,10 @@ struct SnapshotReceiverOptions {
 // temporary file. Not thread-safe.
 class SnapshotReceiver {
  public:
-  // kInvalidArgument for an offer over snapshot_bytes_max or not newer than
-  // the group's applied index (its partial file is then removed).
+  // kInvalidArgument for an offer over snapshot_bytes_max or (given a
+  // store) not newer than the group's applied index (its partial file is
+  // then removed). Without a store, install() is unavailable: the caller
+  // verify()s the file and installs it from temp_path() itself.
   static Result<std::unique_ptr<SnapshotReceiver>> open(FileSystem* fs, const std::string& dir,
                                                         StateStore* store,
                                                         const SnapshotOffer& offer,
@@ -307,8 +309,11 @@ class SnapshotReceiver {
   // (kNoSpace: nothing of the chunk is kept). A failed sync is sticky.
   Result<uint64_t> write_chunk(uint64_t offset, std::string_view data, uint32_t crc);
 
-  // Requires complete(). Validates the whole file against the offer and
-  // installs it. On kCorruption the partial file is emptied (bytes_held()
+  // Requires complete(). Validates the whole file against the offer. On
+  // kCorruption the partial file is emptied (bytes_held() becomes 0).
+  Status verify();
+
+  // Requires complete() and a store. verify(), then installs the file. On kCorruption the partial file is emptied (bytes_held()
   // becomes 0: the transfer must start again); on other errors it is kept.
   Status install();
 

@@ -6,9 +6,25 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 namespace qkv::cluster {
 namespace {
+
+class VectorSource final : public storage::RecordSource {
+ public:
+  std::vector<std::pair<std::string, std::string>> records;
+  Result<bool> next(std::string_view* k, std::string_view* v) override {
+    if (i_ == records.size()) return false;
+    *k = records[i_].first;
+    *v = records[i_].second;
+    i_++;
+    return true;
+  }
+
+ private:
+  size_t i_ = 0;
+};
 
 class ListMachine : public GroupStateMachine {
  public:
@@ -18,27 +34,58 @@ class ListMachine : public GroupStateMachine {
     for (const auto& e : entries) {
       if (e.index() != applied_ + 1) return Status(Code::kCorruption, "gap in applied entries");
       applied_ = e.index();
+      term_ = e.term();
       if (e.type() == raftpb::ENTRY_NORMAL && !e.data().empty()) values.push_back(e.data());
       results->push_back("ok:" + std::to_string(values.size()));
     }
     if (conf) conf_ = *conf;
     return Status::ok();
   }
-  Status restore(const raftpb::Snapshot& s) override {
-    applied_ = s.metadata().index();
-    conf_ = s.metadata().conf_state();
-    values.clear();
+  Status restore(const raftpb::SnapshotMetadata& meta, storage::RecordSource& records) override {
+    std::vector<std::string> got;
+    std::string_view k, v;
+    for (;;) {
+      auto more = records.next(&k, &v);
+      if (!more.is_ok()) return more.status();
+      if (!*more) break;
+      got.emplace_back(v);
+    }
+    values = std::move(got);
+    applied_ = meta.index();
+    term_ = meta.term();
+    conf_ = meta.conf_state();
+    restores++;
     return Status::ok();
   }
-  Result<std::shared_ptr<const raftpb::Snapshot>> snapshot() override {
-    return Status(Code::kUnavailable, "not in this test");
+  raftpb::SnapshotMetadata meta() const {
+    raftpb::SnapshotMetadata m;
+    m.set_group(1);
+    m.set_index(applied_);
+    m.set_term(term_);
+    *m.mutable_conf_state() = conf_;
+    return m;
+  }
+  Result<raftpb::SnapshotMetadata> persist_applied() override { return meta(); }
+  Result<SnapshotSource> open_snapshot() override {
+    auto src = std::make_unique<VectorSource>();
+    for (size_t i = 0; i < values.size(); i++) {
+      char k[24];
+      std::snprintf(k, sizeof k, "v%012zu", i);
+      src->records.emplace_back(k, values[i]);
+    }
+    SnapshotSource s;
+    s.meta = meta();
+    s.records = std::move(src);
+    return s;
   }
   uint64_t applied_index() const override { return applied_; }
   raftpb::ConfState conf_state() const override { return conf_; }
   std::vector<std::string> values;
+  int restores = 0;
 
  private:
   uint64_t applied_ = 0;
+  uint64_t term_ = 0;
   raftpb::ConfState conf_;
 };
 
@@ -50,8 +97,11 @@ class Forwarder : public GroupStateMachine {
                std::vector<std::string>* r) override {
     return m_->apply(e, c, r);
   }
-  Status restore(const raftpb::Snapshot& s) override { return m_->restore(s); }
-  Result<std::shared_ptr<const raftpb::Snapshot>> snapshot() override { return m_->snapshot(); }
+  Status restore(const raftpb::SnapshotMetadata& meta, storage::RecordSource& r) override {
+    return m_->restore(meta, r);
+  }
+  Result<raftpb::SnapshotMetadata> persist_applied() override { return m_->persist_applied(); }
+  Result<SnapshotSource> open_snapshot() override { return m_->open_snapshot(); }
   uint64_t applied_index() const override { return m_->applied_index(); }
   raftpb::ConfState conf_state() const override { return m_->conf_state(); }
 
@@ -168,6 +218,56 @@ TEST_F(ClusterNodeTest, ReplicatesReadsAndFailsOver) {
   start(l);
   ASSERT_TRUE(run_until([&] { return machines_[l]->values.size() == 51; }));
   EXPECT_EQ(machines_[l]->values.back(), "after");
+}
+
+TEST_F(ClusterNodeTest, LaggingNodeCatchesUpByAStreamedSnapshotFile) {
+  // Compact every 20 entries; move snapshots in small chunks.
+  nodes_.clear();
+  io_.run_for(std::chrono::milliseconds(20));
+  for (auto& [id, o] : options_) {
+    o.snapshot_entries = 20;
+    o.snapshot_chunk_bytes = 700;
+    o.snapshot_progress_log_ms = 0;
+  }
+  for (uint64_t id = 1; id <= 3; id++) start(id);
+  ASSERT_TRUE(run_until([&] { return leader() != 0; }));
+  uint64_t l = leader();
+  uint64_t lag = l % 3 + 1;
+  nodes_[lag].reset();  // falls behind
+  int done = 0;
+  for (int i = 0; i < 300; i++) {
+    nodes_[l]->propose(1, "value-" + std::to_string(i) + std::string(40, 'x'),
+                       [&](Status s, std::string) {
+                         EXPECT_TRUE(s.is_ok()) << s.to_string();
+                         done++;
+                       });
+    if (i % 50 == 49) {
+      ASSERT_TRUE(run_until([&] { return done == i + 1; }));
+    }
+  }
+  ASSERT_TRUE(run_until([&] { return done == 300; }));
+  auto st = nodes_[l]->status();
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_GT(st[0].first_index, 200u) << "the leader's log must have been compacted";
+  // The lagging node restarts: the log it needs is gone, so it fetches a
+  // snapshot file (many chunks) and then the rest of the log.
+  start(lag);
+  ASSERT_TRUE(run_until([&] { return machines_[lag]->values.size() == 300; }, 20000));
+  EXPECT_EQ(machines_[lag]->values, machines_[l]->values);
+  EXPECT_GE(machines_[lag]->restores, 1);
+  auto recv = nodes_[lag]->snapshot_status();
+  ASSERT_EQ(recv.size(), 1u);
+  EXPECT_GE(recv[0].received_total, 1u);
+  EXPECT_GT(recv[0].recv_bytes_total, 300u * 40);
+  auto sent = nodes_[l]->snapshot_status();
+  EXPECT_GE(sent[0].built_total, 1u);
+  EXPECT_GE(sent[0].sent_bytes_total, recv[0].recv_bytes_total);
+  // Nothing is left in the receive folder.
+  EXPECT_TRUE(std::filesystem::is_empty(options_[lag].data_dir + "/snapshots/recv"));
+  // It takes new writes like any follower.
+  bool wrote = false;
+  nodes_[l]->propose(1, "after", [&](Status s, std::string) { wrote = s.is_ok(); });
+  ASSERT_TRUE(run_until([&] { return wrote && machines_[lag]->values.size() == 301; }));
 }
 
 }  // namespace
