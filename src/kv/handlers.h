@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "kv/collection.h"
 #include "kv/commands.h"
 
 namespace qkv::kv {
@@ -58,6 +59,61 @@ void cmd_dbsize(CommandContext& ctx, Args args);
 void cmd_flushdb(CommandContext& ctx, Args args);
 void cmd_delexpired(CommandContext& ctx, Args args);
 
+// Hashes (hash_commands.cc).
+void cmd_hset(CommandContext& ctx, Args args);
+void cmd_hmset(CommandContext& ctx, Args args);
+void cmd_hsetnx(CommandContext& ctx, Args args);
+void cmd_hget(CommandContext& ctx, Args args);
+void cmd_hmget(CommandContext& ctx, Args args);
+void cmd_hdel(CommandContext& ctx, Args args);
+void cmd_hgetall(CommandContext& ctx, Args args);
+void cmd_hkeys(CommandContext& ctx, Args args);
+void cmd_hvals(CommandContext& ctx, Args args);
+void cmd_hexists(CommandContext& ctx, Args args);
+void cmd_hlen(CommandContext& ctx, Args args);
+void cmd_hstrlen(CommandContext& ctx, Args args);
+void cmd_hincrby(CommandContext& ctx, Args args);
+void cmd_hincrbyfloat(CommandContext& ctx, Args args);
+void cmd_hrandfield(CommandContext& ctx, Args args);
+void cmd_hscan(CommandContext& ctx, Args args);
+
+// Sets (set_commands.cc).
+void cmd_sadd(CommandContext& ctx, Args args);
+void cmd_srem(CommandContext& ctx, Args args);
+void cmd_smembers(CommandContext& ctx, Args args);
+void cmd_sismember(CommandContext& ctx, Args args);
+void cmd_smismember(CommandContext& ctx, Args args);
+void cmd_scard(CommandContext& ctx, Args args);
+void cmd_smove(CommandContext& ctx, Args args);
+void cmd_spop(CommandContext& ctx, Args args);
+void cmd_srandmember(CommandContext& ctx, Args args);
+void cmd_sinter(CommandContext& ctx, Args args);
+void cmd_sintercard(CommandContext& ctx, Args args);
+void cmd_sinterstore(CommandContext& ctx, Args args);
+void cmd_sunion(CommandContext& ctx, Args args);
+void cmd_sunionstore(CommandContext& ctx, Args args);
+void cmd_sdiff(CommandContext& ctx, Args args);
+void cmd_sdiffstore(CommandContext& ctx, Args args);
+void cmd_sscan(CommandContext& ctx, Args args);
+
+// Lists (list_commands.cc).
+void cmd_lpush(CommandContext& ctx, Args args);
+void cmd_rpush(CommandContext& ctx, Args args);
+void cmd_lpushx(CommandContext& ctx, Args args);
+void cmd_rpushx(CommandContext& ctx, Args args);
+void cmd_lpop(CommandContext& ctx, Args args);
+void cmd_rpop(CommandContext& ctx, Args args);
+void cmd_llen(CommandContext& ctx, Args args);
+void cmd_lrange(CommandContext& ctx, Args args);
+void cmd_lindex(CommandContext& ctx, Args args);
+void cmd_lset(CommandContext& ctx, Args args);
+void cmd_linsert(CommandContext& ctx, Args args);
+void cmd_lrem(CommandContext& ctx, Args args);
+void cmd_ltrim(CommandContext& ctx, Args args);
+void cmd_lpos(CommandContext& ctx, Args args);
+void cmd_lmove(CommandContext& ctx, Args args);
+void cmd_rpoplpush(CommandContext& ctx, Args args);
+
 // --- Helpers ---------------------------------------------------------------
 
 // ASCII case-insensitive equality.
@@ -75,5 +131,37 @@ bool parse_long_double(std::string_view s, long double* out);
 // The live record of `key` if it is a string. Replies WRONGTYPE and returns
 // false if it holds another type; *rec is nullopt when the key is absent.
 bool find_string(CommandContext& ctx, std::string_view key, std::optional<Record>* rec);
+
+// The live record of `key` if it holds type t. Replies WRONGTYPE and
+// returns false if it holds another type; *rec is nullopt when absent.
+bool find_typed(CommandContext& ctx, std::string_view key, ValueType t,
+                std::optional<Record>* rec);
+
+// The collection of type t at `key`. Replies WRONGTYPE and returns false if
+// the key holds another type. When the key is absent, *c stays empty, or
+// with `create` holds a new empty collection (stored by its save()).
+bool open_collection(CommandContext& ctx, std::string_view key, ValueType t, bool create,
+                     std::optional<Collection>* c);
+
+// HSCAN and SSCAN: key cursor [MATCH pattern] [COUNT count]. The cursor is
+// a member hash (layout.h): a call stops only where the hash changes, so a
+// member present for the whole iteration is returned exactly once.
+void member_scan(CommandContext& ctx, Args args, ValueType t);
+
+// A SCAN-family cursor as Redis reads it (strtoul): decimal, optional sign
+// (a negative one wraps around), nothing after it, no leading space; the
+// empty string is cursor 0.
+bool parse_cursor(std::string_view s, uint64_t* out);
+
+// Redis's getRangeLongFromObjectOrReply: an integer in [min, max]. On
+// failure replies `msg` (prefixed "ERR ") if given, else Redis's default
+// texts ("value is not an integer or out of range" when it does not parse,
+// "value is out of range, value must between MIN and MAX" when outside).
+bool parse_range_arg(CommandContext& ctx, std::string_view arg, int64_t min, int64_t max,
+                     int64_t* out, std::string_view msg = {});
+// Redis's getPositiveLongFromObjectOrReply: [0, INT64_MAX], `msg` (default
+// "value is out of range, must be positive") for anything else.
+bool parse_positive_arg(CommandContext& ctx, std::string_view arg, int64_t* out,
+                        std::string_view msg = "value is out of range, must be positive");
 
 }  // namespace qkv::kv

@@ -36,8 +36,7 @@ void rename_generic(CommandContext& ctx, Args args, bool nx) {
     ctx.out.integer(0);
     return;
   }
-  ctx.ks.put(args[2], *rec);  // with the source's TTL
-  ctx.ks.remove(args[1]);
+  ctx.ks.rename(args[1], args[2]);  // with the source's TTL and elements
   if (nx) {
     ctx.out.integer(1);
   } else {
@@ -104,7 +103,7 @@ void expire_generic(CommandContext& ctx, Args args, bool seconds, bool relative)
     ctx.ks.remove(args[1]);
   } else {
     rec->expire_at_ms = when;
-    ctx.ks.put(args[1], *rec);
+    ctx.ks.update(args[1], *rec);
   }
   ctx.out.integer(1);
 }
@@ -125,9 +124,8 @@ void ttl_generic(CommandContext& ctx, Args args, bool ms, bool absolute) {
   ctx.out.integer(ms ? t : (t + 500) / 1000);
 }
 
-// SCAN's cursor as Redis reads it (strtoul): decimal, optional sign (a
-// negative one wraps around), nothing after it, no leading space; the empty
-// string is cursor 0.
+}  // namespace
+
 bool parse_cursor(std::string_view s, uint64_t* out) {
   std::string buf(s);
   char* end = nullptr;
@@ -140,8 +138,6 @@ bool parse_cursor(std::string_view s, uint64_t* out) {
   *out = v;
   return true;
 }
-
-}  // namespace
 
 // DEL key [key ...] | UNLINK key [key ...]
 void cmd_del(CommandContext& ctx, Args args) {
@@ -205,7 +201,7 @@ void cmd_persist(CommandContext& ctx, Args args) {
     return;
   }
   rec->expire_at_ms = 0;
-  ctx.ks.put(args[1], *rec);
+  ctx.ks.update(args[1], *rec);
   ctx.out.integer(1);
 }
 

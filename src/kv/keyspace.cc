@@ -1,6 +1,7 @@
 #include "kv/keyspace.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "base/check.h"
@@ -43,7 +44,9 @@ std::optional<Record> Keyspace::load(std::string_view key) {
   auto raw = txn_->get(sk);
   if (!raw) return std::nullopt;
   Record r;
-  if (!decode_record(*raw, &r)) {
+  CollectionMeta meta;
+  if (!decode_record(*raw, &r) ||
+      (is_collection(r.type) && !decode_collection_meta(r.type, r.payload, &meta))) {
     corrupt(sk);
     return std::nullopt;
   }
@@ -56,9 +59,9 @@ std::optional<Record> Keyspace::find(std::string_view key) {
   return r;
 }
 
-void Keyspace::put(std::string_view key, const Record& r) {
+void Keyspace::write_record(std::string_view key, const std::optional<Record>& old,
+                            const Record& r) {
   QKV_CHECK(r.expire_at_ms >= 0) << "negative expiry " << r.expire_at_ms;
-  auto old = load(key);
   if (old) {
     if (old->expire_at_ms != 0) {
       txn_->del(expiry_key(old->expire_at_ms, key));
@@ -75,9 +78,39 @@ void Keyspace::put(std::string_view key, const Record& r) {
   txn_->put(data_key(key), encode_record(r));
 }
 
+void Keyspace::delete_elements(std::string_view key, const Record& old) {
+  if (!is_collection(old.type)) return;
+  CollectionMeta meta;
+  if (!decode_collection_meta(old.type, old.payload, &meta)) return;  // load() failed the txn
+  const std::string prefix = element_prefix(key);
+  if (meta.size(old.type) > kPointDeleteElementsMax) {
+    txn_->delete_range(prefix, prefix_end(prefix));
+    return;
+  }
+  std::vector<std::string> keys;
+  txn_->scan(prefix, prefix, [&](std::string_view sk, std::string_view) {
+    keys.emplace_back(sk);
+    return true;
+  });
+  for (const auto& k : keys) txn_->del(k);
+}
+
+void Keyspace::put(std::string_view key, const Record& r) {
+  auto old = load(key);
+  if (old) delete_elements(key, *old);
+  write_record(key, old, r);
+}
+
+void Keyspace::update(std::string_view key, const Record& r) {
+  auto old = load(key);
+  QKV_CHECK(old && old->type == r.type) << "update() of a missing key or to another type";
+  write_record(key, old, r);
+}
+
 bool Keyspace::remove(std::string_view key) {
   auto old = load(key);
   if (!old) return false;
+  delete_elements(key, *old);
   if (old->expire_at_ms != 0) {
     txn_->del(expiry_key(old->expire_at_ms, key));
     counters_->expires--;
@@ -85,6 +118,68 @@ bool Keyspace::remove(std::string_view key) {
   counters_->keys--;
   txn_->del(data_key(key));
   return old->expire_at_ms == 0 || old->expire_at_ms > now_ms_;
+}
+
+void Keyspace::rename(std::string_view from, std::string_view to) {
+  QKV_CHECK(from != to);
+  auto rec = find(from);
+  QKV_CHECK(rec.has_value()) << "rename() of a missing key";
+  std::vector<std::pair<std::string, std::string>> elements;
+  if (is_collection(rec->type)) {
+    for_each_element(from, "", [&](std::string_view sub, std::string_view v) {
+      elements.emplace_back(sub, v);
+      return true;
+    });
+  }
+  remove(from);
+  put(to, *rec);
+  for (const auto& [sub, v] : elements) put_element(to, sub, v);
+}
+
+std::optional<std::string> Keyspace::get_element(std::string_view key, std::string_view sub_key) {
+  return txn_->get(element_key(key, sub_key));
+}
+
+void Keyspace::put_element(std::string_view key, std::string_view sub_key,
+                           std::string_view value) {
+  txn_->put(element_key(key, sub_key), std::string(value));
+}
+
+void Keyspace::del_element(std::string_view key, std::string_view sub_key) {
+  txn_->del(element_key(key, sub_key));
+}
+
+void Keyspace::del_elements(std::string_view key, std::string_view from, std::string_view to,
+                            uint64_t count) {
+  if (count == 0) return;
+  const std::string begin = element_key(key, from), end = element_key(key, to);
+  if (count > kPointDeleteElementsMax) {
+    txn_->delete_range(begin, end);
+    return;
+  }
+  std::vector<std::string> keys;
+  txn_->scan(element_prefix(key), begin, [&](std::string_view sk, std::string_view) {
+    if (sk >= end) return false;
+    keys.emplace_back(sk);
+    return true;
+  });
+  for (const auto& k : keys) txn_->del(k);
+}
+
+void Keyspace::for_each_element(std::string_view key, std::string_view from,
+                                const ElementVisitor& fn) {
+  const std::string prefix = element_prefix(key);
+  std::string start = prefix;
+  start.append(from);
+  txn_->scan(prefix, start, [&](std::string_view sk, std::string_view v) {
+    return fn(sk.substr(prefix.size()), v);
+  });
+}
+
+void Keyspace::note_list_push(std::string_view key) {
+  if (std::find(lists_pushed_.begin(), lists_pushed_.end(), key) == lists_pushed_.end()) {
+    lists_pushed_.emplace_back(key);
+  }
 }
 
 bool Keyspace::remove_if_expired(std::string_view key) {
@@ -143,6 +238,12 @@ std::vector<std::string> Keyspace::expired_keys(size_t max_n, int64_t from_ms, i
 Status Keyspace::TEST_check_invariants() {
   KeyspaceCounters seen;
   std::set<std::pair<int64_t, std::string>> want_index;
+  struct Collection {
+    ValueType type;
+    CollectionMeta meta;
+    uint64_t elements = 0;
+  };
+  std::map<std::string, Collection, std::less<>> collections;
   Status bad;
   txn_->scan(std::string(1, kDataTag), "", [&](std::string_view sk, std::string_view v) {
     uint64_t pos = 0;
@@ -156,6 +257,14 @@ Status Keyspace::TEST_check_invariants() {
       bad = Status(Code::kCorruption, "wrong position for " + printable_key(key));
       return false;
     }
+    if (is_collection(r.type)) {
+      CollectionMeta meta;
+      if (!decode_collection_meta(r.type, r.payload, &meta)) {
+        bad = Status(Code::kCorruption, "bad collection record for " + printable_key(key));
+        return false;
+      }
+      collections.emplace(std::string(key), Collection{r.type, meta});
+    }
     seen.keys++;
     if (r.expire_at_ms != 0) {
       seen.expires++;
@@ -164,6 +273,46 @@ Status Keyspace::TEST_check_invariants() {
     return true;
   });
   if (!bad.is_ok()) return bad;
+  txn_->scan(std::string(1, kElementTag), "", [&](std::string_view sk, std::string_view v) {
+    uint64_t pos = 0;
+    std::string_view key, sub;
+    if (!parse_element_key(sk, &pos, &key, &sub) || pos != key_position(key)) {
+      bad = Status(Code::kCorruption, "bad element key " + printable_key(sk));
+      return false;
+    }
+    auto it = collections.find(key);
+    if (it == collections.end()) {
+      bad = Status(Code::kCorruption, "element of " + printable_key(key) +
+                                          ", which is not a collection: " + printable_key(sk));
+      return false;
+    }
+    Collection& c = it->second;
+    c.elements++;
+    if (c.type == ValueType::kList) {
+      uint64_t seq = 0;
+      if (!decode_u64be(sub, &seq) || seq < c.meta.head || seq >= c.meta.tail) {
+        bad = Status(Code::kCorruption, "list element outside head..tail: " + printable_key(sk));
+        return false;
+      }
+    } else {
+      uint64_t h = 0;
+      std::string_view member;
+      if (!parse_member_sub_key(sub, &h, &member) || h != member_hash(member) ||
+          (c.type == ValueType::kSet && !v.empty())) {
+        bad = Status(Code::kCorruption, "bad member element " + printable_key(sk));
+        return false;
+      }
+    }
+    return true;
+  });
+  if (!bad.is_ok()) return bad;
+  for (const auto& [key, c] : collections) {
+    if (c.elements != c.meta.size(c.type)) {
+      return Status(Code::kCorruption, printable_key(key) + " has " + std::to_string(c.elements) +
+                                           " elements, its record says " +
+                                           std::to_string(c.meta.size(c.type)));
+    }
+  }
   std::set<std::pair<int64_t, std::string>> index;
   txn_->scan(std::string(1, kExpiryTag), "", [&](std::string_view sk, std::string_view) {
     int64_t at = 0;

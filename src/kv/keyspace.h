@@ -10,7 +10,17 @@
 // Invariants kept by every write (checked by TEST_check_invariants()):
 // counters.keys is the number of records under 'k', counters.expires the
 // number of those with an expiry, and the 'e' index holds exactly one entry
-// (expire_at_ms, key) per record with an expiry.
+// (expire_at_ms, key) per record with an expiry. Every 'c' element belongs
+// to a record of a collection type, and a collection's record counts its
+// elements exactly (a list's are dense from head to tail); no collection is
+// empty.
+//
+// Collections: the record (type, expiry, CollectionMeta) is written with
+// put() when the value is created or replaced and with update() when only
+// its expiry or its counts change; the elements with the *_element()
+// calls. Replacing or deleting a collection deletes its elements (point
+// deletions for small ones, one range deletion for large ones), so a
+// command never sees the elements of an older value under the same key.
 //
 // Not thread-safe; lives for one command batch or one read.
 #pragma once
@@ -47,17 +57,50 @@ class Keyspace {
   std::optional<Record> find(std::string_view key);
   bool exists(std::string_view key) { return find(key).has_value(); }
 
-  // Creates or replaces the key's record. An expiry already <= now_ms is
+  // Creates or replaces the key's value. An expiry already <= now_ms is
   // allowed (SET ... PXAT in the past): the key is then stored expired, so
-  // it is absent but counted until deleted.
+  // it is absent but counted until deleted. A collection the key held
+  // (expired or not) loses its elements; a new collection's elements are
+  // added after this call.
   void put(std::string_view key, const Record& r);
-  // Deletes the key. True if it was live (an expired record is deleted too,
-  // but answers false).
+  // Rewrites the record of an existing key of the same type, keeping its
+  // elements: a new expiry, a collection's new count or list bounds.
+  void update(std::string_view key, const Record& r);
+  // Deletes the key and its elements. True if it was live (an expired
+  // record is deleted too, but answers false).
   bool remove(std::string_view key);
+  // Moves the live key `from` (value, elements, expiry) to `to`, replacing
+  // whatever `to` held. from != to. O(elements): a collection's elements are
+  // rewritten under the new name (their storage keys start with it).
+  void rename(std::string_view from, std::string_view to);
   // Deletes the key if its record has an expiry <= now_ms. True if deleted.
   bool remove_if_expired(std::string_view key);
   // Deletes every key.
   void clear();
+
+  // The elements of the collection at `key` (the caller has its record).
+  // Sub-keys are layout.h's member_sub_key() or list_sub_key().
+  std::optional<std::string> get_element(std::string_view key, std::string_view sub_key);
+  void put_element(std::string_view key, std::string_view sub_key, std::string_view value);
+  void del_element(std::string_view key, std::string_view sub_key);
+  // Deletes the `count` elements of `key` whose sub-keys are in [from, to)
+  // (point deletions, or one range deletion when there are many).
+  void del_elements(std::string_view key, std::string_view from, std::string_view to,
+                    uint64_t count);
+  // Calls fn(sub_key, value) for the elements of `key` whose sub-key is >=
+  // `from`, in sub-key order, until fn returns false. fn may not write.
+  using ElementVisitor = std::function<bool(std::string_view sub_key, std::string_view value)>;
+  void for_each_element(std::string_view key, std::string_view from, const ElementVisitor& fn);
+
+  // Lists that received elements through this Keyspace (LPUSH, RPUSH,
+  // LINSERT, LMOVE's destination ...), each once, in order of first push:
+  // what a blocked pop (BLPOP) waits for, reported by the apply path.
+  void note_list_push(std::string_view key);
+  const std::vector<std::string>& lists_pushed() const { return lists_pushed_; }
+
+  // Collections of at most this many elements are deleted element by
+  // element; larger ones by one range deletion (txn.h).
+  static constexpr uint64_t kPointDeleteElementsMax = 64;
 
   // True if the record is not expired at now_ms.
   bool live(const Record& r) const { return r.expire_at_ms == 0 || r.expire_at_ms > now_ms_; }
@@ -85,11 +128,17 @@ class Keyspace {
   // The raw record, expired or not.
   std::optional<Record> load(std::string_view key);
   void corrupt(std::string_view storage_key);
+  // Writes the record (and the expiry index and counters) over `old`.
+  void write_record(std::string_view key, const std::optional<Record>& old, const Record& r);
+  // Deletes every element of `old`, the record of `key` (a no-op unless it
+  // is a collection).
+  void delete_elements(std::string_view key, const Record& old);
 
   Txn* txn_;
   int64_t now_ms_;
   KeyspaceCounters* counters_;
   int64_t min_expiry_written_ = INT64_MAX;
+  std::vector<std::string> lists_pushed_;
 };
 
 }  // namespace qkv::kv

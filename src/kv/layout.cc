@@ -46,6 +46,12 @@ void put_u64be(std::string* out, uint64_t v) {
   out->append(b, 8);
 }
 
+void put_u32be(std::string* out, uint32_t v) {
+  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 8), static_cast<char>(v)};
+  out->append(b, 4);
+}
+
 uint64_t get_u64be(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; i++) v = (v << 8) | static_cast<uint8_t>(p[i]);
@@ -184,6 +190,89 @@ bool parse_expiry_key(std::string_view storage_key, int64_t* expire_at_ms, std::
   *expire_at_ms = static_cast<int64_t>(get_u64be(storage_key.data() + 1));
   *key = storage_key.substr(9);
   return true;
+}
+
+std::string encode_collection_meta(ValueType t, const CollectionMeta& m) {
+  std::string out;
+  if (t == ValueType::kList) {
+    put_u64be(&out, m.head);
+    put_u64be(&out, m.tail);
+  } else {
+    put_u64be(&out, m.count);
+  }
+  return out;
+}
+
+bool decode_collection_meta(ValueType t, std::string_view payload, CollectionMeta* m) {
+  if (!is_collection(t)) return false;
+  *m = CollectionMeta{};
+  if (t == ValueType::kList) {
+    if (payload.size() != 16) return false;
+    m->head = get_u64be(payload.data());
+    m->tail = get_u64be(payload.data() + 8);
+    return m->head < m->tail;
+  }
+  if (payload.size() != 8) return false;
+  m->count = get_u64be(payload.data());
+  return m->count > 0;
+}
+
+std::string element_prefix(std::string_view key) {
+  std::string out;
+  out.reserve(13 + key.size());
+  out.push_back(kElementTag);
+  put_u64be(&out, key_position(key));
+  put_u32be(&out, static_cast<uint32_t>(key.size()));
+  out.append(key);
+  return out;
+}
+
+std::string element_key(std::string_view key, std::string_view sub_key) {
+  std::string out = element_prefix(key);
+  out.append(sub_key);
+  return out;
+}
+
+bool parse_element_key(std::string_view storage_key, uint64_t* position, std::string_view* key,
+                       std::string_view* sub_key) {
+  if (storage_key.size() < 13 || storage_key[0] != kElementTag) return false;
+  *position = get_u64be(storage_key.data() + 1);
+  uint32_t len = 0;
+  for (int i = 0; i < 4; i++) len = (len << 8) | static_cast<uint8_t>(storage_key[9 + i]);
+  if (storage_key.size() - 13 < len) return false;
+  *key = storage_key.substr(13, len);
+  *sub_key = storage_key.substr(13 + len);
+  return true;
+}
+
+std::string member_sub_key(std::string_view member) {
+  std::string out;
+  out.reserve(8 + member.size());
+  put_u64be(&out, member_hash(member));
+  out.append(member);
+  return out;
+}
+
+bool parse_member_sub_key(std::string_view sub_key, uint64_t* hash, std::string_view* member) {
+  if (sub_key.size() < 8) return false;
+  *hash = get_u64be(sub_key.data());
+  *member = sub_key.substr(8);
+  return true;
+}
+
+std::string list_sub_key(uint64_t seq) { return encode_u64be(seq); }
+
+std::string prefix_end(std::string_view prefix) {
+  std::string out(prefix);
+  while (!out.empty()) {
+    auto& last = reinterpret_cast<unsigned char&>(out.back());
+    if (last != 0xff) {
+      last++;
+      return out;
+    }
+    out.pop_back();
+  }
+  return out;
 }
 
 std::string meta_key(std::string_view name) {

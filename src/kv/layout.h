@@ -6,6 +6,9 @@
 //   '#' name                       group metadata (key count, expiry count, last stamp)
 //   'e' expire_at_ms:u64be key     expiry index: one entry per key with a TTL
 //   'k' position:u64be key         a key's record: type, flags, [expiry], payload
+//   'c' position:u64be key_len:u32be key sub-key
+//                                  an element of a list, set or hash (its
+//                                  count or list bounds are in the record)
 //
 // A key's position is slot << 50 | (hash(key) mod 2^50), where slot is the
 // Redis Cluster hash slot. Records are so ordered by slot (a slot is one
@@ -23,15 +26,19 @@ namespace qkv::kv {
 // The kind of value a key holds. Codes are persistent.
 enum class ValueType : uint8_t {
   kString = 1,
-  // Collections, not implemented yet: the codes and names are reserved, and
-  // records of these types are accepted (tests write them to check
-  // WRONGTYPE, TYPE and SCAN's TYPE filter).
-  kList = 2,
-  kSet = 3,
-  kZSet = 4,
-  kHash = 5,
-  kStream = 6,
+  kList = 2,    // a collection (is_collection()): elements under 'c'
+  kSet = 3,     // a collection
+  kZSet = 4,    // reserved: not implemented yet (see below)
+  kHash = 5,    // a collection
+  kStream = 6,  // reserved: not implemented yet
+  // Records of the reserved types are accepted with an opaque payload
+  // (tests write them to check WRONGTYPE, TYPE and SCAN's TYPE filter).
 };
+
+// Lists, sets and hashes keep their elements as separate 'c' records.
+inline bool is_collection(ValueType t) {
+  return t == ValueType::kList || t == ValueType::kSet || t == ValueType::kHash;
+}
 
 // What TYPE replies: "string", "list", ... ("none" is the caller's).
 std::string_view type_name(ValueType t);
@@ -42,7 +49,7 @@ std::optional<ValueType> type_from_name(std::string_view name);
 struct Record {
   ValueType type = ValueType::kString;
   int64_t expire_at_ms = 0;  // absolute, ms since the Unix epoch; 0 = no expiry
-  std::string payload;       // a string's bytes
+  std::string payload;       // a string's bytes; a collection's CollectionMeta
 };
 
 inline constexpr uint8_t kRecordFlagExpiry = 0x01;
@@ -72,7 +79,29 @@ inline uint64_t slot_first_position(uint16_t slot) {
   return static_cast<uint64_t>(slot) << kPositionHashBits;
 }
 
+// What a collection's record holds (its payload, encoded by
+// encode_collection_meta()):
+//   set, hash: count:u64be                 the number of elements (> 0)
+//   list:      head:u64be tail:u64be       elements at sequence numbers
+//                                          head .. tail-1, dense (count =
+//                                          tail - head > 0)
+// An empty collection is never stored: its key is deleted with its last
+// element, as in Redis.
+struct CollectionMeta {
+  uint64_t count = 0;  // sets and hashes
+  uint64_t head = 0;   // lists
+  uint64_t tail = 0;
+  uint64_t size(ValueType t) const { return t == ValueType::kList ? tail - head : count; }
+};
+// Where a new list starts: room for 2^63 pushes at either end.
+inline constexpr uint64_t kListSeqStart = uint64_t{1} << 63;
+
+std::string encode_collection_meta(ValueType t, const CollectionMeta& m);
+// False if `payload` is not a valid meta of a collection of type t.
+bool decode_collection_meta(ValueType t, std::string_view payload, CollectionMeta* m);
+
 inline constexpr char kMetaTag = '#';
+inline constexpr char kElementTag = 'c';
 inline constexpr char kExpiryTag = 'e';
 inline constexpr char kDataTag = 'k';
 
@@ -82,6 +111,27 @@ std::string data_key(std::string_view key);
 std::string data_key_at(uint64_t position);
 // Splits a data key; false if it is not one.
 bool parse_data_key(std::string_view storage_key, uint64_t* position, std::string_view* key);
+
+// 'c' position:u64be key_len:u32be key: every element of the collection at
+// `key` starts with this (the length makes a key's elements a range of
+// their own even when another key starts with the same bytes).
+std::string element_prefix(std::string_view key);
+// element_prefix(key) + sub_key.
+std::string element_key(std::string_view key, std::string_view sub_key);
+// Splits an element key; false if it is not one.
+bool parse_element_key(std::string_view storage_key, uint64_t* position, std::string_view* key,
+                       std::string_view* sub_key);
+// Sub-keys. A set member or hash field: member_hash(member):u64be member, so
+// the members are in hash order (SSCAN and HSCAN's cursor is a hash, random
+// picks seek to a random hash). A list element: its sequence number.
+std::string member_sub_key(std::string_view member);
+inline uint64_t member_hash(std::string_view member) { return key_hash(member); }
+// Splits a member sub-key; false if it is too short.
+bool parse_member_sub_key(std::string_view sub_key, uint64_t* hash, std::string_view* member);
+std::string list_sub_key(uint64_t seq);
+// The smallest storage key greater than every key starting with `prefix`
+// ("" when there is none: the prefix is all 0xff bytes).
+std::string prefix_end(std::string_view prefix);
 
 // 'e' expire_at_ms key.
 std::string expiry_key(int64_t expire_at_ms, std::string_view key);
@@ -96,6 +146,7 @@ inline constexpr std::string_view kMetaFormat = "format";    // u64be: layout ve
 inline constexpr uint64_t kFormatVersion = 1;
 
 void put_u64be(std::string* out, uint64_t v);
+void put_u32be(std::string* out, uint32_t v);
 uint64_t get_u64be(const char* p);
 std::string encode_u64be(uint64_t v);
 // False unless `bytes` is exactly 8 bytes.

@@ -20,6 +20,9 @@ struct KvOptions {
   uint64_t scan_count_max = 100000;
   // RANDOMKEY gives up (nil) after examining this many expired keys in a row.
   uint64_t randomkey_examined_max = 1000;
+  // SRANDMEMBER and HRANDFIELD with a negative count (repeats allowed) refuse
+  // a count larger than this (Redis has no limit and builds any reply).
+  uint64_t random_reply_max = 1ull << 20;
 
   // snapshot() carries the group's whole data in the Raft snapshot's `data`
   // (in memory); a larger state fails to snapshot (kInvalidArgument) and the

@@ -128,12 +128,7 @@ bool parse_long_double(std::string_view s, long double* out) {
 }
 
 bool find_string(CommandContext& ctx, std::string_view key, std::optional<Record>* rec) {
-  *rec = ctx.ks.find(key);
-  if (*rec && (*rec)->type != ValueType::kString) {
-    ctx.out.error(kErrWrongType);
-    return false;
-  }
-  return true;
+  return find_typed(ctx, key, ValueType::kString, rec);
 }
 
 // GET key

@@ -18,7 +18,7 @@ void Txn::fail(const Status& s) {
 std::optional<std::string> Txn::get(std::string_view key) {
   auto it = overlay_.find(key);
   if (it != overlay_.end()) return it->second.value;
-  if (cleared_) return std::nullopt;
+  if (cleared_ || in_deleted_range(key)) return std::nullopt;
   store_reads_++;
   auto r = store_->get(group_, key);
   if (!r.is_ok()) {
@@ -52,8 +52,25 @@ void Txn::del(std::string_view key) {
 void Txn::clear() {
   QKV_CHECK(writable_) << "write in a read-only transaction";
   overlay_.clear();
+  deleted_ranges_.clear();
   cleared_ = true;
   writes_++;
+}
+
+void Txn::delete_range(std::string_view begin, std::string_view end) {
+  QKV_CHECK(writable_) << "write in a read-only transaction";
+  QKV_CHECK(begin < end) << "empty or reversed range";
+  overlay_.erase(overlay_.lower_bound(begin), overlay_.lower_bound(end));
+  // After clear() the store is already gone as a whole.
+  if (!cleared_) deleted_ranges_.emplace_back(begin, end);
+  writes_++;
+}
+
+bool Txn::in_deleted_range(std::string_view key) const {
+  for (const auto& [b, e] : deleted_ranges_) {
+    if (key >= b && key < e) return true;
+  }
+  return false;
 }
 
 void Txn::scan(std::string_view prefix, std::string_view start, const Visitor& fn) {
@@ -87,7 +104,7 @@ void Txn::scan(std::string_view prefix, std::string_view start, const Visitor& f
           const Entry& e = ov->second;
           ++ov;
           if (e.value && !fn(k, *e.value)) return;
-        } else if (!fn(k, v)) {
+        } else if (!in_deleted_range(k) && !fn(k, v)) {
           return;
         }
       }
@@ -100,6 +117,9 @@ void Txn::scan(std::string_view prefix, std::string_view start, const Visitor& f
 
 void Txn::commit(storage::StateBatch* batch) const {
   if (cleared_) batch->delete_range("", "");
+  // Before the point writes: a put after a range deletion must survive it
+  // (a write batch applies in order).
+  for (const auto& [b, e] : deleted_ranges_) batch->delete_range(b, e);
   for (const auto& [k, e] : overlay_) {
     if (!e.dirty) continue;
     if (e.value) {

@@ -21,6 +21,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
 #include "storage/state_store.h"
@@ -39,6 +41,12 @@ class Txn {
   void del(std::string_view key);
   // Every key of the group is gone (FLUSHDB); later puts still apply.
   void clear();
+  // Every key in [begin, end) is gone (a collection's elements); later puts
+  // still apply. `end` must be greater than `begin`. Committed as one
+  // RocksDB range deletion: O(1) here whatever the range holds, but each
+  // one costs later reads that cross it until compaction drops it, so use
+  // it for large ranges only.
+  void delete_range(std::string_view begin, std::string_view end);
 
   // Calls fn(key, value) for the keys starting with `prefix`, from `start`
   // (clamped to the prefix) in key order, until fn returns false. The
@@ -74,7 +82,11 @@ class Txn {
   bool cleared_ = false;
   uint64_t writes_ = 0;
   uint64_t store_reads_ = 0;
+  // True if `key` lies in a range deleted by delete_range().
+  bool in_deleted_range(std::string_view key) const;
+
   std::map<std::string, Entry, std::less<>> overlay_;
+  std::vector<std::pair<std::string, std::string>> deleted_ranges_;  // [begin, end)
   Status status_;
 };
 

@@ -307,8 +307,14 @@ TEST(KvStateMachine, DamagedSnapshotsChangeNothing) {
   bad.mutable_metadata()->set_index(bad.metadata().index() + 1);  // data for another index
   EXPECT_EQ(dst.sm().restore(bad).code(), Code::kCorruption);
   bad = **snap;
-  bad.mutable_metadata()->set_group(7);
-  EXPECT_EQ(dst.sm().restore(bad).code(), Code::kInvalidArgument);
+  bad.mutable_metadata()->set_group(7);  // metadata and data disagree
+  EXPECT_EQ(dst.sm().restore(bad).code(), Code::kCorruption);
+  // A whole snapshot of another group.
+  KvHarness other(KvOptions{}, 7);
+  other.run({"SET", "theirs", "1"});
+  auto other_snap = other.sm().snapshot();
+  ASSERT_TRUE(other_snap.is_ok());
+  EXPECT_EQ(dst.sm().restore(**other_snap).code(), Code::kInvalidArgument);
   EXPECT_EQ(dst({"GET", "mine"}), Bulk("1"));
   EXPECT_EQ(dst.sm().key_count(), 1u);
 }

@@ -20,12 +20,9 @@ const std::string kWrongType(kErrWrongType);
 const std::string kNotInt(kErrNotInteger);
 const std::string kSyntax(kErrSyntax);
 
-// A key of a type no command creates yet (a list), to check WRONGTYPE.
+// A key of another type (a list), to check WRONGTYPE.
 void put_list(KvHarness& kv, const std::string& key) {
-  Record r;
-  r.type = ValueType::kList;
-  r.payload = "opaque";
-  ASSERT_OK(kv.sm().TEST_put_record(key, r));
+  ASSERT_EQ(kv.run({"RPUSH", key, "x"}), test::Int(1));
 }
 
 class KvStrings : public ::testing::Test {
