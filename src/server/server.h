@@ -145,6 +145,10 @@ class Server {
   std::map<uint64_t, Forwarded> forwarded_;
   ServerStats stats_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  // INFO: a random id of this process (Redis's run_id) and the peak RSS seen.
+  std::string run_id_ = make_run_id();
+  uint64_t peak_rss_ = 0;
+  static std::string make_run_id();
   bool stopped_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -4,6 +4,7 @@
 
 #include <asio/experimental/as_tuple.hpp>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "server/reply_util.h"
@@ -407,6 +408,14 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
   reply(std::move(out));
 }
 
+std::string Server::make_run_id() {
+  std::random_device rd;
+  std::string id;
+  static const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 40; i++) id.push_back(hex[rd() % 16]);
+  return id;
+}
+
 std::string Server::info(const std::string& section, net::Protocol) {
   bool all = section == "all" || section == "everything";
   bool dflt = section == "default";
@@ -417,7 +426,8 @@ std::string Server::info(const std::string& section, net::Protocol) {
   const cluster::GroupStatus* g = groups.empty() ? nullptr : &groups[0];
   if (want("server")) {
     o << "# Server\r\nredis_version:7.0.0\r\nquorumkv_version:0.1.0\r\nredis_mode:standalone\r\n"
-      << "os:Linux\r\nprocess_id:" << getpid() << "\r\ntcp_port:" << client_port()
+      << "os:Linux\r\narch_bits:" << sizeof(void*) * 8 << "\r\nrun_id:" << run_id_
+      << "\r\nprocess_id:" << getpid() << "\r\ntcp_port:" << client_port()
       << "\r\nuptime_in_seconds:" << up << "\r\nuptime_in_days:" << up / 86400
       << "\r\nnode_name:" << cfg_.name << "\r\nnode_id:" << node_->id() << "\r\n\r\n";
   }
@@ -428,12 +438,24 @@ std::string Server::info(const std::string& section, net::Protocol) {
       << "\r\nblocked_clients:0\r\n\r\n";
   }
   if (want("memory")) {
-    o << "# Memory\r\nused_memory:" << rss_bytes() << "\r\nused_memory_rss:" << rss_bytes()
-      << "\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n";
+    const uint64_t rss = rss_bytes();
+    peak_rss_ = std::max(peak_rss_, rss);
+    auto human = [](uint64_t b) {
+      char s[32];
+      std::snprintf(s, sizeof s, "%.2fM", static_cast<double>(b) / (1 << 20));
+      return std::string(s);
+    };
+    o << "# Memory\r\nused_memory:" << rss << "\r\nused_memory_human:" << human(rss)
+      << "\r\nused_memory_rss:" << rss << "\r\nused_memory_rss_human:" << human(rss)
+      << "\r\nused_memory_peak:" << peak_rss_ << "\r\nused_memory_peak_human:" << human(peak_rss_)
+      << "\r\nmem_fragmentation_ratio:1.00\r\nmaxmemory:0\r\nmaxmemory_human:0B"
+      << "\r\nmaxmemory_policy:noeviction\r\n\r\n";
   }
   if (want("persistence")) {
-    o << "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_changes_since_last_save:0\r\n"
-      << "quorumkv_durability:majority-fsync\r\n";
+    o << "# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_rewrite_in_progress:0"
+      << "\r\naof_last_write_status:" << (node_->fatal_error().empty() ? "ok" : "err")
+      << "\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0"
+      << "\r\nrdb_last_bgsave_status:ok\r\nquorumkv_durability:majority-fsync\r\n";
     if (g) o << "raft_snapshot_index:" << g->snapshot_index << "\r\n";
     o << "\r\n";
   }
@@ -455,7 +477,8 @@ std::string Server::info(const std::string& section, net::Protocol) {
       if (a) o << "master_peer_addr:" << a->host << ":" << a->port << "\r\n";
       o << "master_link_status:up\r\n";
     }
-    o << "connected_slaves:" << (leader ? g->raft.progress.size() - 1 : 0) << "\r\n\r\n";
+    o << "connected_slaves:" << (leader ? g->raft.progress.size() - 1 : 0)
+      << "\r\nmaster_repl_offset:" << g->applied << "\r\n\r\n";
   }
   if (want("raft") && g) {
     o << "# Raft\r\nraft_group:" << g->group

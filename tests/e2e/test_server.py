@@ -284,6 +284,58 @@ class MembershipTest(unittest.TestCase):
             wait_until(lambda: n4.info("raft")["raft_role"] == "leader", 10, "n4 to lead")
 
 
+class LeaseReadTest(unittest.TestCase):
+    def test_lease_reads_are_served_everywhere_and_stay_fresh_across_failover(self):
+        with Cluster(3, extra=["--read-mode", "lease"]) as c:
+            leader = c.leader()
+            self.assertEqual(leader.client().config_get("read-mode"), {"read-mode": "lease"})
+            for i in range(50):
+                c.nodes[i % 3].client().set("l:%d" % i, i)
+            # Every node reads what was written through any node, at once.
+            for n in c.nodes:
+                self.assertEqual(n.client().get("l:49"), b"49")
+                self.assertEqual(n.client().mget(["l:0", "l:25"]), [b"0", b"25"])
+            # The leader dies: the new one must not serve a read its lease
+            # does not cover, and no node may return the old value after the
+            # new write is acknowledged.
+            leader.kill()
+            new = c.wait_leader(exclude=leader)
+            wait_until(lambda: new.client().set("l:49", "after"), 15, "a write on the new leader")
+            for n in c.nodes:
+                if n.alive():
+                    self.assertEqual(n.client().get("l:49"), b"after")
+            # A restarted old leader serves no stale value either.
+            leader.start()
+            self.assertEqual(leader.client().get("l:49"), b"after")
+
+
+class InfoTest(unittest.TestCase):
+    def test_info_has_the_fields_redis_tools_read(self):
+        with Cluster(1) as c:
+            r = c.nodes[0].client()
+            r.set("k", "v")
+            info = r.info("everything")
+            for field in ["redis_version", "redis_mode", "os", "arch_bits", "run_id", "process_id",
+                          "tcp_port", "uptime_in_seconds", "connected_clients", "maxclients",
+                          "blocked_clients", "used_memory", "used_memory_human", "used_memory_rss",
+                          "used_memory_peak", "maxmemory", "maxmemory_policy", "loading",
+                          "aof_enabled", "rdb_changes_since_last_save", "rdb_bgsave_in_progress",
+                          "aof_rewrite_in_progress", "total_connections_received",
+                          "total_commands_processed", "expired_keys", "role", "connected_slaves",
+                          "master_repl_offset", "raft_role", "raft_term", "raft_commit_index",
+                          "raft_applied_index", "db0"]:
+                self.assertIn(field, info)
+            self.assertEqual(info["role"], "master")
+            self.assertEqual(info["db0"]["keys"], 1)
+            self.assertEqual(len(info["run_id"]), 40)
+            self.assertIn("cmdstat_set", r.info("commandstats"))
+            # redis-cli prints sections too.
+            out = subprocess.run(["redis-cli", "-p", str(c.nodes[0].client_port), "INFO", "server"],
+                                 capture_output=True, text=True, timeout=10).stdout
+            self.assertIn("# Server", out)
+            self.assertIn("redis_version:", out)
+
+
 def dump_readonly(node, keys):
     """The values of keys as `node` holds them (stale local reads)."""
     r = node.client()
