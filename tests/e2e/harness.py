@@ -74,6 +74,7 @@ class Node:
 
     def client(self, **kw):
         kw.setdefault("socket_timeout", 10)
+        kw.setdefault("password", self.cluster.password)
         return redis.Redis(host="127.0.0.1", port=self.client_port, **kw)
 
     def info(self, section="raft"):
@@ -90,8 +91,9 @@ class Node:
 class Cluster:
     """A local cluster of n quorumkv processes."""
 
-    def __init__(self, n=3, tick_ms=20, extra=(), start=None):
+    def __init__(self, n=3, tick_ms=20, extra=(), start=None, password=None):
         self.dir = tempfile.mkdtemp(prefix="qkv-e2e-")
+        self.password = password  # given with --requirepass in extra
         self.tick_ms = tick_ms
         self.extra = list(extra)
         ports = free_ports(3 * n)

@@ -284,6 +284,81 @@ class MembershipTest(unittest.TestCase):
             wait_until(lambda: n4.info("raft")["raft_role"] == "leader", 10, "n4 to lead")
 
 
+class MoreCommandsTest(unittest.TestCase):
+    def test_rest_of_the_commands_and_wrongtype_through_followers(self):
+        with Cluster(3, extra=["--requirepass", "pw"], password="pw") as c:
+            c.wait_leader()
+            f1, f2 = c.followers()[:2]
+            r = f1.client()
+            q = f2.client()
+            # AUTH: refused without the password, accepted with it.
+            with self.assertRaises(redis.exceptions.AuthenticationError):
+                f1.client(password=None).get("x")
+            raw = f1.client(password=None)
+            with self.assertRaises(redis.exceptions.ResponseError):
+                raw.execute_command("AUTH", "wrong")
+            self.assertTrue(raw.execute_command("AUTH", "pw"))
+            self.assertTrue(r.setex("se", 100, "v"))
+            self.assertTrue(95000 <= q.pttl("se") <= 100000)
+            self.assertTrue(r.psetex("pse", 100000, "v"))
+            self.assertEqual(q.getex("pse", persist=True), b"v")
+            self.assertEqual(q.ttl("pse"), -1)
+            self.assertEqual(q.getex("pse", ex=50), b"v")
+            self.assertTrue(45 <= r.ttl("pse") <= 50)
+            r.set("n", 10)
+            self.assertEqual(q.decrby("n", 4), 6)
+            self.assertEqual(r.unlink("n", "nothing"), 1)
+            r.set("a", 1)
+            r.set("b", 2)
+            self.assertFalse(q.renamenx("a", "b"))
+            self.assertTrue(q.renamenx("a", "c"))
+            self.assertEqual(r.get("c"), b"1")
+            self.assertTrue(r.expire("c", 100))
+            self.assertTrue(95 <= q.ttl("c") <= 100)
+            self.assertTrue(r.expireat("c", int(time.time()) + 200))
+            self.assertTrue(190 <= q.ttl("c") <= 200)
+            self.assertTrue(r.pexpireat("c", int(time.time() * 1000) + 300000))
+            self.assertTrue(290000 <= q.pttl("c") <= 300000)
+            self.assertIn(q.randomkey(), (b"se", b"pse", b"b", b"c"))
+            docs = q.execute_command("COMMAND DOCS", "get")  # raw reply
+            self.assertTrue(docs)
+            # Collections through followers, and WRONGTYPE both ways.
+            self.assertEqual(r.hset("h", mapping={"f1": "1", "f2": "2"}), 2)
+            self.assertEqual(q.hgetall("h"), {b"f1": b"1", b"f2": b"2"})
+            self.assertEqual(r.rpush("l", "x", "y", "z"), 3)
+            self.assertEqual(q.lrange("l", 0, -1), [b"x", b"y", b"z"])
+            self.assertEqual(r.sadd("s", "m1", "m2"), 2)
+            self.assertEqual(q.smembers("s"), {b"m1", b"m2"})
+            self.assertEqual(q.type("h"), b"hash")
+            self.assertEqual(q.type("l"), b"list")
+            self.assertEqual(q.type("s"), b"set")
+            for call in (lambda: q.get("h"), lambda: r.incr("l"), lambda: r.append("s", "x"),
+                         lambda: q.hget("b", "f"), lambda: r.lpush("h", "x"),
+                         lambda: r.sadd("l", "x"), lambda: q.strlen("s")):
+                with self.assertRaises(redis.exceptions.ResponseError) as e:
+                    call()
+                self.assertTrue(str(e.exception).startswith("WRONGTYPE"), str(e.exception))
+            self.assertEqual(q.lrange("l", 0, -1), [b"x", b"y", b"z"])  # unchanged
+            self.assertEqual(len(list(q.scan_iter(_type="hash"))), 1)
+            # FLUSHDB and FLUSHALL empty every replica.
+            self.assertTrue(r.flushdb())
+            self.assertEqual(q.dbsize(), 0)
+            r.set("again", 1)
+            self.assertTrue(q.flushall())
+            self.assertEqual(r.dbsize(), 0)
+            # QUIT answers OK and closes the connection.
+            s = socket.create_connection(("127.0.0.1", f1.client_port), timeout=5)
+            s.sendall(b"AUTH pw\r\nQUIT\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            self.assertEqual(data, b"+OK\r\n+OK\r\n")
+
+
 class LeaseReadTest(unittest.TestCase):
     def test_lease_reads_are_served_everywhere_and_stay_fresh_across_failover(self):
         with Cluster(3, extra=["--read-mode", "lease"]) as c:
