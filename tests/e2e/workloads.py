@@ -7,8 +7,8 @@ record (the format tests/e2e/lincheck.py reads):
     {"client": int, "key": str, "f": str, "input": ..., "output": ...,
      "call": float, "return": float | null, "status": "ok" | "fail" | "unknown"}
 
-plus two fields for people: "node" (where it was sent) and "error" (the error
-text, if any). call and return are time.monotonic() just before sending and
+plus fields for people: "node" (where it was sent), "error" (the error text, if
+any) and, for an unknown outcome, "gave_up" (when the client stopped waiting). call and return are time.monotonic() just before sending and
 just after the reply; an unknown outcome has "return": null (it may take
 effect at any later time). After an unknown outcome the client continues
 under a new client number, so one client number never has two operations
@@ -288,7 +288,7 @@ class Client(threading.Thread):
                 op["status"] = "fail" if is_read else "unknown"
                 conn.disconnect()
             if op["status"] == "unknown":
-                op["return"] = None
+                op["gave_up"], op["return"] = op["return"], None
             self.history.add(op)
             self.counts[op["status"]] += 1
             if op["status"] == "unknown":
