@@ -123,13 +123,12 @@ class Nemesis(threading.Thread):
             return None
 
     def inject(self, kind):
-        c = self.cluster
         if kind in ("kill", "leader-kill"):
             node = self._leader() if kind == "leader-kill" else None
             if node is None:
                 node = self.rng.choice(self._running())
             self._set(kind, "kill -9 %s (pid %d)" % (node.name, node.proc.pid),
-                      lambda: node.start())
+                      lambda: self._restart(node))
             node.kill()
         elif kind == "pause":
             node = self._leader() if self.rng.random() < 0.5 else None
@@ -145,6 +144,10 @@ class Nemesis(threading.Thread):
             raise ValueError("unknown nemesis kind %r" % kind)
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
+    def _restart(self, node):
+        node.start()
+        self.log("heal", "restart", "%s restarted (pid %d)" % (node.name, node.proc.pid))
+
     def _set(self, kind, detail, heal):
         with self._lock:
             self.current = (kind, heal, detail)
@@ -152,7 +155,7 @@ class Nemesis(threading.Thread):
 
     def _partition(self):
         c = self.cluster
-        c._need_net()
+        c.need_partitions()
         nodes = list(c.nodes)
         sub = self.rng.choice(PARTITIONS)
         self.rng.shuffle(nodes)
@@ -234,7 +237,6 @@ class Nemesis(threading.Thread):
         raise NemesisError("%s: not done within %ss (last error: %s)" % (what, timeout, last))
 
     def _remove_member(self):
-        c = self.cluster
         leader = self._leader()
         if leader is None:
             raise NemesisError("no leader to remove a member through")
@@ -253,7 +255,16 @@ class Nemesis(threading.Thread):
         self.log("inject", "membership", "%s removed, killed and wiped" % node.name)
 
     def _readd(self, node):
-        c = self.cluster
+        m = self._wait_members(lambda m: True, 30, "the configuration")
+        if node.id in m and m[node.id] != "voter":
+            raise NemesisError("%s is a %s, neither a voter nor gone" % (node.name, m[node.id]))
+        if node.id in m:
+            # The removal never happened: the node is still a member and keeps its data
+            # (wiping a member's log is not a fault Raft tolerates).
+            if not node.alive():
+                node.start()
+            self.log("heal", "membership", "%s was never removed (%s)" % (node.name, m[node.id]))
+            return
         if node.alive():
             node.kill()
         node.wipe()  # a member that left comes back empty

@@ -445,13 +445,13 @@ class NetCluster:
 
     # -- partitions
 
-    def _need_net(self):
+    def need_partitions(self):
         if not self.net:
             raise PartitionUnavailable("partitions are unavailable: %s" % self.no_netns_reason)
 
     def drop(self, dst, srcs):
         """dst stops receiving packets from every node in srcs (one way)."""
-        self._need_net()
+        self.need_partitions()
         self.net.drop_input(dst.index, [s.ip for s in srcs if s is not dst])
 
     def isolate(self, side_a, side_b):
@@ -463,7 +463,7 @@ class NetCluster:
 
     def partition(self, groups):
         """Nodes talk only to nodes of their own group (groups may share nodes: a bridge)."""
-        self._need_net()
+        self.need_partitions()
         for node in self.nodes:
             mine = set()
             for g in groups:

@@ -27,7 +27,7 @@ try:
 except ImportError:
     lincheck = None
 
-RUN_S = float(os.environ.get("QKV_JEPSEN_TIME", "9"))
+RUN_S = float(os.environ.get("QKV_JEPSEN_TIME", "12"))
 NO_NETNS = os.environ.get("QKV_E2E_NO_NETNS") == "1"
 
 
@@ -107,7 +107,13 @@ class ShortRuns(unittest.TestCase):
     def test_membership(self):
         self.run_nemesis("membership")
 
-    def test_all_five_nodes(self):
+    def test_five_nodes_partition(self):
+        """Five nodes: the bridge and 2|3 partitions exist only here."""
+        if NO_NETNS:
+            self.skipTest("QKV_E2E_NO_NETNS=1: no partitions")
+        self.run_nemesis("partition", nodes=5)
+
+    def test_five_nodes_all(self):
         if NO_NETNS:
             self.skipTest("QKV_E2E_NO_NETNS=1: no partitions")
         self.run_nemesis("all", nodes=5)
