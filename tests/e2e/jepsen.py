@@ -177,7 +177,7 @@ def one_run(args, run_index, run_dir):
         elif len({v["digest"] for v in dg.values()}) != 1:
             summary["failures"].append("replicas diverged (state digests differ): %s" % dg)
         rds = {name: v["raft_digest"] for name, v in dg.items() if v["raft_digest"] is not None}
-        if rds and len({d for _, d in rds.values()}) != 1:
+        if rds and (len(set(rds.values())) != 1 or len(rds) != len(dg)):
             summary["failures"].append("replicas diverged (RAFT DIGEST differs): %s" % rds)
         summary["convergence"] = "ok" if not [f for f in summary["failures"]
                                               if "diverged" in f or "moved" in f] else "FAILED"
