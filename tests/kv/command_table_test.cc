@@ -31,6 +31,37 @@ TEST(KvCommandTable, HasEveryCommandOfTheIssue) {
   }
 }
 
+TEST(KvCommandTable, HasTheCollectionCommandsOfIssue6) {
+  const char* names[] = {
+      "hset",       "hget",        "hmget",       "hdel",        "hgetall",   "hexists",
+      "hincrby",    "hincrbyfloat", "hkeys",      "hvals",       "hlen",      "hsetnx",
+      "hscan",      "hmset",       "hstrlen",     "hrandfield",  "sadd",      "srem",
+      "smembers",   "sismember",   "smismember",  "scard",       "spop",      "srandmember",
+      "sinter",     "sunion",      "sdiff",       "sinterstore", "sunionstore", "sdiffstore",
+      "sscan",      "smove",       "sintercard",  "lpush",       "rpush",     "lpushx",
+      "rpushx",     "lpop",        "rpop",        "llen",        "lrange",    "lindex",
+      "lset",       "linsert",     "lrem",        "ltrim",       "lpos",      "lmove",
+      "rpoplpush",
+  };
+  for (const char* n : names) {
+    const CommandSpec* s = find_command(n);
+    ASSERT_NE(s, nullptr) << n;
+    EXPECT_NE(s->handler, nullptr) << n;
+    EXPECT_TRUE(s->group == "hash" || s->group == "set" || s->group == "list") << n;
+  }
+  auto flags = [](std::string_view n) { return redis_flag_names(find_command(n)->flags); };
+  using V = std::vector<std::string_view>;
+  EXPECT_EQ(flags("hset"), (V{"write", "denyoom", "fast"}));
+  EXPECT_EQ(flags("hgetall"), (V{"readonly"}));
+  EXPECT_EQ(flags("spop"), (V{"write", "fast"}));
+  EXPECT_EQ(flags("srandmember"), (V{"readonly"}));
+  EXPECT_EQ(flags("lrem"), (V{"write"}));
+  using P = std::vector<size_t>;
+  EXPECT_EQ(key_positions(*find_command("smove"), 4), (P{1, 2}));
+  EXPECT_EQ(key_positions(*find_command("sunionstore"), 4), (P{1, 2, 3}));
+  EXPECT_EQ(key_positions(*find_command("lmove"), 5), (P{1, 2}));
+}
+
 TEST(KvCommandTable, EntriesAreConsistent) {
   std::set<std::string_view> names;
   for (const CommandSpec& s : command_table()) {

@@ -8,6 +8,8 @@
 #include <set>
 
 #include "kv/glob.h"
+#include "kv/txn.h"
+#include "kv_test_util.h"
 
 namespace qkv::kv {
 namespace {
@@ -117,6 +119,86 @@ TEST(KvLayout, TypeNames) {
   EXPECT_EQ(type_from_name("Stream"), ValueType::kStream);
   EXPECT_FALSE(type_from_name("none").has_value());
   EXPECT_FALSE(type_from_name("").has_value());
+}
+
+TEST(KvLayout, ElementKeys) {
+  // A key's elements form one range, even when another key starts with the
+  // same bytes; they sit at the key's position.
+  const std::string p = element_prefix("big");
+  EXPECT_EQ(p[0], kElementTag);
+  const std::string e = element_key("big", member_sub_key("m"));
+  EXPECT_EQ(e.substr(0, p.size()), p);
+  EXPECT_NE(element_key("bigger", "").substr(0, p.size()), p);
+  uint64_t pos = 0, h = 0;
+  std::string_view key, sub, member;
+  ASSERT_TRUE(parse_element_key(e, &pos, &key, &sub));
+  EXPECT_EQ(pos, key_position("big"));
+  EXPECT_EQ(key, "big");
+  ASSERT_TRUE(parse_member_sub_key(sub, &h, &member));
+  EXPECT_EQ(member, "m");
+  EXPECT_EQ(h, member_hash("m"));
+  EXPECT_FALSE(parse_element_key("c123", &pos, &key, &sub));
+  EXPECT_FALSE(parse_element_key(data_key("k"), &pos, &key, &sub));
+  // List sub-keys sort by sequence number.
+  EXPECT_LT(list_sub_key(kListSeqStart - 1), list_sub_key(kListSeqStart));
+  EXPECT_EQ(prefix_end("ab"), "ac");
+  EXPECT_EQ(prefix_end(std::string("a\xff", 2)), "b");
+  EXPECT_EQ(prefix_end("\xff"), "");
+}
+
+TEST(KvLayout, CollectionMetaRoundTrips) {
+  CollectionMeta m;
+  m.count = 5;
+  CollectionMeta back;
+  ASSERT_TRUE(decode_collection_meta(ValueType::kSet, encode_collection_meta(ValueType::kSet, m),
+                                     &back));
+  EXPECT_EQ(back.size(ValueType::kSet), 5u);
+  m.head = kListSeqStart - 2;
+  m.tail = kListSeqStart + 1;
+  ASSERT_TRUE(decode_collection_meta(ValueType::kList,
+                                     encode_collection_meta(ValueType::kList, m), &back));
+  EXPECT_EQ(back.size(ValueType::kList), 3u);
+  // Empty collections and other types are never valid metadata.
+  EXPECT_FALSE(decode_collection_meta(ValueType::kHash, encode_u64be(0), &back));
+  EXPECT_FALSE(decode_collection_meta(ValueType::kString, encode_u64be(1), &back));
+  EXPECT_FALSE(decode_collection_meta(ValueType::kList, encode_u64be(1), &back));
+}
+
+// Txn::delete_range hides the store's keys and earlier writes in the range;
+// later writes survive it, in reads and once committed.
+TEST(KvTxn, DeleteRange) {
+  test::KvHarness kv;
+  storage::StateStore& store = kv.store();
+  {
+    storage::StateBatch b(7);
+    for (const char* k : {"a", "b1", "b2", "b3", "c"}) b.put(k, "old");
+    ASSERT_OK(store.apply(b, 1, 1, nullptr));
+  }
+  Txn txn(&store, 7, /*writable=*/true);
+  txn.put("b0", "pending");
+  EXPECT_EQ(txn.get("b2"), "old");  // cached, then deleted
+  txn.delete_range("b", "c");
+  txn.put("b2", "new");
+  EXPECT_EQ(txn.get("b1"), std::nullopt);
+  EXPECT_EQ(txn.get("b0"), std::nullopt);
+  EXPECT_EQ(txn.get("b2"), "new");
+  EXPECT_EQ(txn.get("c"), "old");
+  std::vector<std::string> seen;
+  txn.scan("", "", [&](std::string_view k, std::string_view v) {
+    seen.push_back(std::string(k) + "=" + std::string(v));
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"a=old", "b2=new", "c=old"}));
+  storage::StateBatch b(7);
+  txn.commit(&b);
+  ASSERT_OK(store.apply(b, 2, 1, nullptr));
+  Txn after(&store, 7, /*writable=*/false);
+  seen.clear();
+  after.scan("", "", [&](std::string_view k, std::string_view v) {
+    seen.push_back(std::string(k) + "=" + std::string(v));
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"a=old", "b2=new", "c=old"}));
 }
 
 TEST(KvGlob, RedisPatterns) {
