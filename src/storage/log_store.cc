@@ -49,12 +49,30 @@ Status LogStore::stage(uint64_t group, const raft::Ready& rd) {
   for (const auto& e : rd.entries) batch_.add_entry(group, e);
   if (rd.hard_state) batch_.add_hard_state(group, *rd.hard_state);
   staged_.push_back(std::move(st));
+  // Only a commit-index change may skip the sync (log_store.h); decided
+  // from the content, whatever rd.must_sync says.
+  bool term_or_vote_changed = false;
+  if (rd.hard_state) {
+    const raft::HardState prev = this->group(group)->initial_state().hard_state;
+    term_or_vote_changed =
+        rd.hard_state->term() != prev.term() || rd.hard_state->vote() != prev.vote();
+  }
+  need_sync_ = need_sync_ || rd.must_sync || rd.snapshot.has_value() || !rd.entries.empty() ||
+               term_or_vote_changed;
   return Status::ok();
 }
 
-Status LogStore::flush() {
+Status LogStore::flush(bool* synced) {
+  if (synced != nullptr) *synced = false;
   if (staged_.empty()) return Status::ok();
-  Status s = wal_->write(batch_);
+  Status s;
+  if (need_sync_) {
+    s = wal_->write(batch_);
+    if (synced != nullptr) *synced = true;
+  } else {
+    s = wal_->append(batch_).status();  // durable with the next sync
+  }
+  need_sync_ = false;
   batch_.clear();
   if (!s.is_ok()) {
     staged_.clear();

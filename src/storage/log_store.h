@@ -44,9 +44,13 @@ class LogStore {
 
   // Stages what a Ready asks to persist. Nothing is durable before flush().
   Status stage(uint64_t group, const raft::Ready& rd);
-  // Writes and syncs everything staged, then updates the groups' logs.
-  // A failure is fatal for the node (the WAL refuses everything after it).
-  Status flush();
+  // Writes everything staged, syncs it if any staged Ready must_sync (new
+  // entries, a snapshot, a term or vote change; a Ready that only moves the
+  // commit index need not wait for the disk: the commit index is volatile
+  // in Raft, and a restart may resume from a lower one), then updates the
+  // groups' logs. A failure is fatal for the node (the WAL refuses
+  // everything after it). *synced (if set) tells whether it synced.
+  Status flush(bool* synced = nullptr);
   bool has_staged() const { return !staged_.empty(); }
 
   // The state machine has durably applied everything up to snap's index and
@@ -69,6 +73,7 @@ class LogStore {
   std::map<uint64_t, std::unique_ptr<raft::MemoryStorage>> groups_;
   WalBatch batch_;
   std::vector<Staged> staged_;
+  bool need_sync_ = false;
 };
 
 }  // namespace qkv::storage

@@ -202,5 +202,92 @@ TEST(LogStoreTest, RecoversGroupsAndHardState) {
   EXPECT_EQ(ms->initial_state().conf_state.voters_size(), 1);
 }
 
+TEST(LogStoreTest, OnlyACommitIndexChangeSkipsTheSync) {
+  MemFileSystem fs;
+  WalOptions o;
+  o.preallocate = false;
+  {
+    auto s = LogStore::open(&fs, "/w", o);
+    ASSERT_TRUE(s.is_ok());
+    raft::ConfState cs;
+    cs.add_voters(1);
+    ASSERT_TRUE((*s)->bootstrap(7, raft::bootstrap_snapshot(7, cs)).is_ok());
+    Ready rd;
+    raft::Entry e;
+    e.set_index(2);
+    e.set_term(2);
+    e.set_data("x");
+    rd.entries.push_back(e);
+    raft::HardState hs;
+    hs.set_term(2);
+    hs.set_vote(1);
+    hs.set_commit(1);
+    rd.hard_state = hs;
+    ASSERT_TRUE((*s)->stage(7, rd).is_ok());
+    bool synced = false;
+    ASSERT_TRUE((*s)->flush(&synced).is_ok());
+    EXPECT_TRUE(synced);  // entries, a term and a vote
+    Ready commit_only;
+    hs.set_commit(2);
+    commit_only.hard_state = hs;
+    ASSERT_TRUE((*s)->stage(7, commit_only).is_ok());
+    ASSERT_TRUE((*s)->flush(&synced).is_ok());
+    EXPECT_FALSE(synced);
+    EXPECT_EQ((*s)->group(7)->initial_state().hard_state.commit(), 2u);
+    Ready vote;  // a new term must be synced even with must_sync unset
+    hs.set_term(3);
+    hs.set_vote(0);
+    vote.hard_state = hs;
+    ASSERT_TRUE((*s)->stage(7, vote).is_ok());
+    ASSERT_TRUE((*s)->flush(&synced).is_ok());
+    EXPECT_TRUE(synced);
+  }
+  fs.crash();
+  auto s = LogStore::open(&fs, "/w", o);
+  ASSERT_TRUE(s.is_ok());
+  // The unsynced commit index was written before the synced term: it
+  // survives here because a later sync covered it.
+  EXPECT_EQ((*s)->group(7)->initial_state().hard_state.term(), 3u);
+  EXPECT_EQ((*s)->group(7)->initial_state().hard_state.commit(), 2u);
+  EXPECT_EQ((*s)->group(7)->last_index(), 2u);
+}
+
+TEST(LogStoreTest, AnUnsyncedCommitIndexMayBeLostAtACrash) {
+  MemFileSystem fs;
+  WalOptions o;
+  o.preallocate = false;
+  {
+    auto s = LogStore::open(&fs, "/w", o);
+    ASSERT_TRUE(s.is_ok());
+    raft::ConfState cs;
+    cs.add_voters(1);
+    ASSERT_TRUE((*s)->bootstrap(7, raft::bootstrap_snapshot(7, cs)).is_ok());
+    Ready rd;
+    raft::Entry e;
+    e.set_index(2);
+    e.set_term(2);
+    rd.entries.push_back(e);
+    raft::HardState hs;
+    hs.set_term(2);
+    hs.set_vote(1);
+    hs.set_commit(1);
+    rd.hard_state = hs;
+    ASSERT_TRUE((*s)->stage(7, rd).is_ok());
+    ASSERT_TRUE((*s)->flush().is_ok());
+    Ready commit_only;
+    hs.set_commit(2);
+    commit_only.hard_state = hs;
+    ASSERT_TRUE((*s)->stage(7, commit_only).is_ok());
+    ASSERT_TRUE((*s)->flush().is_ok());
+  }
+  fs.crash();
+  auto s = LogStore::open(&fs, "/w", o);
+  ASSERT_TRUE(s.is_ok());
+  // The entry is durable; the commit index went back (cluster::Node raises
+  // it to the applied index at start).
+  EXPECT_EQ((*s)->group(7)->last_index(), 2u);
+  EXPECT_EQ((*s)->group(7)->initial_state().hard_state.commit(), 1u);
+}
+
 }  // namespace
 }  // namespace qkv::storage
