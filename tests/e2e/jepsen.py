@@ -290,8 +290,9 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--keys", type=int, default=3, help="active keys per workload")
-    p.add_argument("--ops-per-key", type=int, default=250, help="operations before a key retires")
+    p.add_argument("--keys", type=int, default=1,
+                   help="active keys per workload (few keys: more clients per key)")
+    p.add_argument("--ops-per-key", type=int, default=300, help="operations before a key retires")
     p.add_argument("--fault-min", type=float, default=1.0)
     p.add_argument("--fault-max", type=float, default=5.0)
     p.add_argument("--heal-min", type=float, default=1.0)
