@@ -154,6 +154,33 @@ class ShortRuns(unittest.TestCase):
         if lincheck is not None:
             r = lincheck.check_history(bad, time_limit_per_key=30)[key]
             self.assertIs(r.ok, False, "a stale final read passed: %s" % r.explanation)
+        # A queue that loses an acknowledged element, or delivers one twice.
+        drains = [o for o in ops if o["f"] == "drain" and o["output"]]
+        if not drains:
+            self.assertFalse(any(o["f"] == "enqueue" for o in ops), "queue keys but no drain")
+            return  # the server has no lists yet: the run said so
+        for d in drains:
+            kops = [o for o in ops if o["key"] == d["key"]]
+            acked = {o["input"] for o in kops if o["f"] == "enqueue" and o["status"] == "ok"}
+            # Each unknown dequeue could excuse one missing element: lose one more.
+            unknown_deq = sum(1 for o in kops if o["f"] == "dequeue" and o["status"] == "unknown")
+            victims = [x for x in d["output"] if x in acked][:unknown_deq + 1]
+            if len(victims) < unknown_deq + 1:
+                continue
+            for change in ("lose", "duplicate"):
+                bad = [dict(o) for o in kops]
+                for o in bad:
+                    if o["f"] == "drain":
+                        o["output"] = ([x for x in o["output"] if x not in victims]
+                                       if change == "lose" else o["output"] + victims[:1])
+                problems = sanity_check(bad)
+                self.assertTrue(problems, "a %sd element passed the sanity check" % change)
+                if lincheck is not None:
+                    r = lincheck.check_history(bad, time_limit_per_key=30)[d["key"]]
+                    self.assertIs(r.ok, False, "a %sd element passed: %s" % (change,
+                                                                            r.explanation))
+            return
+        self.fail("no queue key with enough acknowledged elements left to corrupt")
 
 
 @unittest.skipIf(NO_NETNS, "QKV_E2E_NO_NETNS=1: no partitions")
