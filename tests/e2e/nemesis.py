@@ -76,17 +76,20 @@ class Nemesis(threading.Thread):
     # -- schedule
 
     def run(self):
-        while not self._stop_event.wait(self.rng.uniform(*self.heal_s)):
-            kind = self.rng.choice(self.kinds)
-            try:
-                self.inject(kind)
-            except Exception as e:  # noqa: BLE001 - logged, and the run reports it
-                self.errors.append("inject %s: %s" % (kind, e))
-                self.log("error", kind, "inject failed: %s" % e)
+        try:
+            while not self._stop_event.wait(self.rng.uniform(*self.heal_s)):
+                kind = self.rng.choice(self.kinds)
+                try:
+                    self.inject(kind)
+                except Exception as e:  # noqa: BLE001 - logged, and the run reports it
+                    self.errors.append("inject %s: %s" % (kind, e))
+                    self.log("error", kind, "inject failed: %s" % e)
+                    self.heal_current()
+                    continue
+                self._stop_event.wait(self.rng.uniform(*self.fault_s))
                 self.heal_current()
-                continue
-            self._stop_event.wait(self.rng.uniform(*self.fault_s))
-            self.heal_current()
+        except Exception:  # noqa: BLE001 - a heal failed (in self.errors): the cluster is in
+            return         # an unknown state, so no more faults; the run reports the error
 
     def stop(self):
         """Stops the schedule and heals the fault in progress."""
