@@ -4,6 +4,7 @@
 #include <cctype>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace qkv::server {
 
@@ -13,6 +14,13 @@ inline std::string err(std::string_view msg) {
   s += msg;
   s += "\r\n";
   return s;
+}
+
+// The group every command goes to until sharding (issue: many Raft groups).
+inline constexpr uint64_t kGroup = 1;
+
+inline std::vector<std::string_view> views(const std::vector<std::string>& args) {
+  return std::vector<std::string_view>(args.begin(), args.end());
 }
 
 inline std::string lower(std::string_view s) {

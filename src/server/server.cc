@@ -18,18 +18,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr const char* kRedisVersion = "7.0.0";
 constexpr const char* kQkvVersion = "0.1.0";
-constexpr uint64_t kGroup = 1;
-
-
-namespace {
-
-
-std::vector<std::string_view> views(const std::vector<std::string>& args) {
-  return std::vector<std::string_view>(args.begin(), args.end());
-}
-
-
-}  // namespace
 
 Server::Server(asio::io_context& io, ServerConfig config)
     : io_(io), cfg_(std::move(config)), expire_timer_(io) {}
@@ -301,6 +289,7 @@ void Server::execute(const std::shared_ptr<Client>& c, std::vector<std::string> 
   stats_.commands_processed++;
   auto v = views(args);
   const kv::CommandSpec* spec = kv::find_command(args[0]);
+  if (handle_transaction(c, args, spec, reply)) return;
   if (spec == nullptr) {
     reply(err(kv::unknown_command_error(v)));
     return;
@@ -346,8 +335,9 @@ void Server::execute_data(const kv::CommandSpec& spec, std::vector<std::string> 
     return;
   }
   if (spec.is_readonly()) {
-    read_with_barrier(std::make_shared<std::vector<std::string>>(std::move(args)), proto,
-                      std::move(reply),
+    auto cmds = std::make_shared<Commands>();
+    cmds->push_back(std::move(args));
+    read_with_barrier(std::move(cmds), /*txn=*/false, proto, std::move(reply),
                       Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms));
     return;
   }
@@ -355,45 +345,71 @@ void Server::execute_data(const kv::CommandSpec& spec, std::vector<std::string> 
                      Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms));
 }
 
-void Server::read_with_barrier(std::shared_ptr<std::vector<std::string>> shared,
-                               net::Protocol proto, ReplyFn reply, Clock::time_point deadline) {
-  {
-    auto alive = alive_;
-    node_->read_barrier(kGroup, [this, alive, shared, proto, deadline,
-                                 reply = std::move(reply)](Status s) mutable {
-      if (!*alive) return;
-      if (!s.is_ok() && (s.code() == Code::kNoLeader || s.code() == Code::kNotLeader) &&
-          Clock::now() < deadline && !stopped_) {
-        // No leader known yet (an election, a node just started): ask again
-        // a tick later, until the request's deadline.
-        auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(cfg_.tick_ms));
-        t->async_wait([this, alive, t, shared, proto, deadline,
-                       reply = std::move(reply)](const asio::error_code&) mutable {
-          if (!*alive || stopped_) return;
-          read_with_barrier(shared, proto, std::move(reply), deadline);
-        });
-        return;
-      }
-      if (!s.is_ok()) {
-        stats_.clusterdown++;
-        reply(err("CLUSTERDOWN The cluster is down: " + s.to_string()));
-        return;
-      }
-      std::string out;
-      auto v = views(*shared);
+void Server::read_with_barrier(std::shared_ptr<Commands> cmds, bool txn, net::Protocol proto,
+                               ReplyFn reply, Clock::time_point deadline) {
+  auto alive = alive_;
+  node_->read_barrier(kGroup, [this, alive, cmds, txn, proto, deadline,
+                               reply = std::move(reply)](Status s) mutable {
+    if (!*alive) return;
+    if (!s.is_ok() && (s.code() == Code::kNoLeader || s.code() == Code::kNotLeader) &&
+        Clock::now() < deadline && !stopped_) {
+      // No leader known yet (an election, a node just started): ask again
+      // a tick later, until the request's deadline.
+      auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(cfg_.tick_ms));
+      t->async_wait([this, alive, t, cmds, txn, proto, deadline,
+                     reply = std::move(reply)](const asio::error_code&) mutable {
+        if (!*alive || stopped_) return;
+        read_with_barrier(cmds, txn, proto, std::move(reply), deadline);
+      });
+      return;
+    }
+    if (!s.is_ok()) {
+      stats_.clusterdown++;
+      reply(err("CLUSTERDOWN The cluster is down: " + s.to_string()));
+      return;
+    }
+    // Back to back on this thread: nothing is applied in between.
+    std::string out;
+    if (txn) out = "*" + std::to_string(cmds->size()) + "\r\n";
+    for (const auto& args : *cmds) {
+      auto v = views(args);
       Status rs = sm_->execute_read(v, proto, now_ms(), &out);
       if (!rs.is_ok()) {
         reply(err("ERR " + rs.to_string()));
         return;
       }
-      reply(std::move(out));
-    });
-  }
+    }
+    reply(std::move(out));
+  });
 }
 
 bool Server::fatal() const { return node_ && !node_->fatal_error().empty(); }
 
 void Server::propose_or_forward(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
+                                Clock::time_point deadline) {
+  Commands cmds;
+  cmds.push_back(std::move(args));
+  propose_or_forward(std::move(cmds), /*txn=*/false, proto, std::move(reply), deadline);
+}
+
+namespace {
+
+std::string encode_commands(int64_t stamp_ms, net::Protocol proto,
+                            const std::vector<std::vector<std::string>>& cmds) {
+  std::vector<std::vector<std::string_view>> v;
+  v.reserve(cmds.size());
+  std::vector<kv::RequestView> reqs;
+  reqs.reserve(cmds.size());
+  for (const auto& c : cmds) {
+    v.emplace_back(c.begin(), c.end());
+    reqs.push_back(kv::RequestView{proto, v.back(), false});
+  }
+  return kv::encode_batch(stamp_ms, reqs);
+}
+
+}  // namespace
+
+void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
                                 Clock::time_point deadline) {
   auto alive = alive_;
   if (Clock::now() >= deadline) {
@@ -403,24 +419,24 @@ void Server::propose_or_forward(std::vector<std::string> args, net::Protocol pro
     return;
   }
   uint64_t leader = node_->leader(kGroup);
-  if (node_->is_leader(kGroup) && is_admin_change(args)) {
-    run_admin_change(std::move(args), std::move(reply));
+  if (!txn && node_->is_leader(kGroup) && is_admin_change(cmds[0])) {
+    run_admin_change(std::move(cmds[0]), std::move(reply));
     return;
   }
   if (node_->is_leader(kGroup)) {
-    auto v = views(args);
-    std::string payload = kv::encode_request(now_ms(), proto, v);
-    auto shared = std::make_shared<std::vector<std::string>>(std::move(args));
+    std::string payload = encode_commands(now_ms(), proto, cmds);
+    auto shared = std::make_shared<Commands>(std::move(cmds));
     node_->propose(kGroup, std::move(payload),
-                   [this, alive, shared, proto, deadline, reply = std::move(reply)](
+                   [this, alive, shared, txn, proto, deadline, reply = std::move(reply)](
                        Status s, std::string result) mutable {
                      if (!*alive) return;
                      if (s.is_ok()) {
+                       if (txn) result.insert(0, "*" + std::to_string(shared->size()) + "\r\n");
                        reply(std::move(result));
                      } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
                                 s.code() == Code::kTransferInProgress) {
                        // Not applied (or never appended): safe to try again.
-                       retry_later(std::move(*shared), proto, std::move(reply), deadline);
+                       retry_later(std::move(*shared), txn, proto, std::move(reply), deadline);
                      } else if (s.code() == Code::kTimedOut) {
                        stats_.clusterdown++;
                        reply(err("CLUSTERDOWN The cluster is down: the write was not committed "
@@ -432,40 +448,46 @@ void Server::propose_or_forward(std::vector<std::string> args, net::Protocol pro
     return;
   }
   if (leader == raft::kNone || leader == node_->id()) {
-    retry_later(std::move(args), proto, std::move(reply), deadline);
+    retry_later(std::move(cmds), txn, proto, std::move(reply), deadline);
     return;
   }
   // Forward to the leader and relay its reply.
-  kvpb::KvRequest req;
-  for (auto& a : args) req.add_args(a);
-  req.set_protocol(static_cast<uint32_t>(proto));
   netpb::Forward f;
   uint64_t id = next_forward_id_++;
   f.set_id(id);
-  f.set_payload(req.SerializeAsString());
+  if (txn) {
+    f.set_batch(true);
+    f.set_payload(encode_commands(0, proto, cmds));
+  } else {
+    kvpb::KvRequest req;
+    for (auto& a : cmds[0]) req.add_args(a);
+    req.set_protocol(static_cast<uint32_t>(proto));
+    f.set_payload(req.SerializeAsString());
+  }
   stats_.forwarded++;
-  forwarded_[id] = Forwarded{std::move(args), proto, std::move(reply), deadline};
+  forwarded_[id] = Forwarded{std::move(cmds), txn, proto, std::move(reply), deadline};
   if (!node_->transport().forward(leader, std::move(f))) {
     auto fw = std::move(forwarded_[id]);
     forwarded_.erase(id);
-    retry_later(std::move(fw.args), fw.proto, std::move(fw.reply), deadline);
+    retry_later(std::move(fw.cmds), fw.txn, fw.proto, std::move(fw.reply), deadline);
   }
 }
 
-void Server::retry_later(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
+void Server::retry_later(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
                          Clock::time_point deadline) {
   auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(cfg_.tick_ms));
   auto alive = alive_;
-  auto shared = std::make_shared<std::vector<std::string>>(std::move(args));
-  t->async_wait([this, alive, t, shared, proto, deadline, reply = std::move(reply)](
+  auto shared = std::make_shared<Commands>(std::move(cmds));
+  t->async_wait([this, alive, t, shared, txn, proto, deadline, reply = std::move(reply)](
                     const asio::error_code&) mutable {
     if (!*alive || stopped_) return;
-    propose_or_forward(std::move(*shared), proto, std::move(reply), deadline);
+    propose_or_forward(std::move(*shared), txn, proto, std::move(reply), deadline);
   });
 }
 
 // A forwarded request arrives at the leader (or the leader's reply comes
-// back). Reply payloads start with 'R' (the reply follows) or 'A' (not
+// back). Reply payloads start with 'R' (the reply follows), 'B' (the
+// concatenated replies of a transaction's commands follow) or 'A' (not
 // leader: ask again, nothing was applied).
 void Server::on_forward(uint64_t from, netpb::Forward&& f) {
   if (f.is_reply()) {
@@ -476,8 +498,10 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
     const std::string& p = f.payload();
     if (!p.empty() && p[0] == 'R') {
       fw.reply(p.substr(1));
+    } else if (!p.empty() && p[0] == 'B' && fw.txn) {
+      fw.reply("*" + std::to_string(fw.cmds.size()) + "\r\n" + p.substr(1));
     } else {
-      retry_later(std::move(fw.args), fw.proto, std::move(fw.reply), fw.deadline);
+      retry_later(std::move(fw.cmds), fw.txn, fw.proto, std::move(fw.reply), fw.deadline);
     }
     return;
   }
@@ -492,6 +516,10 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
     r.set_payload(std::string(1, kind) + bytes);
     (void)node_->transport().forward(from, std::move(r));
   };
+  if (f.batch()) {
+    forwarded_transaction(std::move(f), std::move(answer));
+    return;
+  }
   if (!req.ParseFromString(f.payload()) || req.args_size() == 0) {
     answer('R', err("ERR malformed forwarded request"));
     return;

@@ -85,6 +85,12 @@ class Server {
     asio::steady_timer wake;
     asio::steady_timer read_wake;
     bool stale_reads = false;  // READONLY: reads skip the read barrier
+    // MULTI ... EXEC: the commands queued, their bytes, and whether one was
+    // refused while queueing (EXEC then aborts).
+    bool in_multi = false;
+    bool multi_dirty = false;
+    std::vector<std::vector<std::string>> multi_queue;
+    size_t multi_bytes = 0;
     bool closing = false;  // close once everything queued is written
     bool closed = false;
   };
@@ -106,15 +112,29 @@ class Server {
                      std::vector<std::string>& args, ReplyFn& reply);
   void execute_data(const kv::CommandSpec& spec, std::vector<std::string> args,
                     net::Protocol proto, bool stale_ok, ReplyFn reply);
+  // A write: one command, or (txn) a MULTI/EXEC transaction proposed as one
+  // entry, whose reply is the array of its commands' replies.
+  using Commands = std::vector<std::vector<std::string>>;
   void propose_or_forward(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
                           std::chrono::steady_clock::time_point deadline);
-  void read_with_barrier(std::shared_ptr<std::vector<std::string>> args, net::Protocol proto,
+  void propose_or_forward(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
+                          std::chrono::steady_clock::time_point deadline);
+  // Reads after one read barrier, run back to back (atomic: nothing is
+  // applied in between); txn: the reply is the array of their replies.
+  void read_with_barrier(std::shared_ptr<Commands> cmds, bool txn, net::Protocol proto,
                          ReplyFn reply, std::chrono::steady_clock::time_point deadline);
+  // MULTI, EXEC, DISCARD, WATCH, UNWATCH, and queueing inside MULTI
+  // (transaction.cc). True if it handled the command.
+  bool handle_transaction(const std::shared_ptr<Client>& c, std::vector<std::string>& args,
+                          const kv::CommandSpec* spec, ReplyFn& reply);
+  // The leader's side of a transaction a follower forwarded.
+  using ForwardAnswer = std::function<void(char kind, std::string bytes)>;
+  void forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer);
   // RAFT admin commands (admin.cc).
   static bool is_admin_change(const std::vector<std::string>& args);
   void execute_admin(std::vector<std::string> args, net::Protocol proto, ReplyFn reply);
   void run_admin_change(std::vector<std::string> args, ReplyFn reply);
-  void retry_later(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
+  void retry_later(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
                    std::chrono::steady_clock::time_point deadline);
   bool fatal() const;
   void on_forward(uint64_t from, netpb::Forward&& f);
@@ -137,7 +157,8 @@ class Server {
   uint64_t next_client_id_ = 1;
   uint64_t next_forward_id_ = 1;
   struct Forwarded {
-    std::vector<std::string> args;
+    Commands cmds;
+    bool txn = false;
     net::Protocol proto = net::Protocol::kResp2;
     ReplyFn reply;
     std::chrono::steady_clock::time_point deadline;

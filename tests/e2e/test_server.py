@@ -359,6 +359,77 @@ class MoreCommandsTest(unittest.TestCase):
             self.assertEqual(data, b"+OK\r\n+OK\r\n")
 
 
+class TransactionTest(unittest.TestCase):
+    def test_multi_exec_is_atomic_and_isolated_on_every_node(self):
+        import threading
+        with Cluster(3) as c:
+            c.wait_leader()
+            f = c.followers()[0]
+            r = f.client()
+            # redis-py's transactional pipeline (MULTI ... EXEC) through a follower.
+            p = r.pipeline(transaction=True)
+            p.set("t:a", 0).set("t:b", 0).incr("t:a").get("t:a").hset("t:h", "f", "v")
+            self.assertEqual(p.execute(), [True, True, 1, b"1", 1])
+            # Run-time errors stay in the array; the other commands run.
+            p = r.pipeline(transaction=True)
+            p.incr("t:a").hget("t:a", "x").incr("t:b")
+            res = p.execute(raise_on_error=False)
+            self.assertEqual(res[0], 2)
+            self.assertIsInstance(res[1], redis.exceptions.ResponseError)
+            self.assertEqual(res[2], 1)
+            # Queueing errors abort the whole transaction.
+            raw = f.client()
+            self.assertEqual(raw.execute_command("MULTI"), b"OK")
+            self.assertEqual(raw.execute_command("GETSET", "t:never", "1"), b"QUEUED")
+            with self.assertRaises(redis.exceptions.ResponseError):
+                raw.execute_command("NOSUCHCMD")
+            with self.assertRaises(redis.exceptions.ExecAbortError):  # -EXECABORT
+                raw.execute_command("EXEC")
+            self.assertIsNone(r.get("t:never"))
+            with self.assertRaisesRegex(redis.exceptions.ResponseError, "EXEC without MULTI"):
+                raw.execute_command("EXEC")
+            self.assertEqual(raw.execute_command("MULTI"), b"OK")
+            with self.assertRaisesRegex(redis.exceptions.ResponseError, "nested"):
+                raw.execute_command("MULTI")
+            self.assertEqual(raw.execute_command("DISCARD"), b"OK")
+            with self.assertRaisesRegex(redis.exceptions.ResponseError, "DISCARD without MULTI"):
+                raw.execute_command("DISCARD")
+            self.assertEqual(raw.execute_command("MULTI"), b"OK")
+            self.assertEqual(raw.execute_command("EXEC"), [])
+
+            # Isolation: writers move one unit between two keys in a
+            # transaction; readers on every node must always see the total.
+            r.mset({"acct:1": 100, "acct:2": 100})
+            stop = time.time() + 3
+            errors = []
+
+            def writer(node):
+                cl = node.client()
+                while time.time() < stop:
+                    p = cl.pipeline(transaction=True)
+                    p.decrby("acct:1", 1).incrby("acct:2", 1)
+                    p.execute()
+
+            def reader(node):
+                cl = node.client()
+                while time.time() < stop:
+                    p = cl.pipeline(transaction=True)
+                    p.get("acct:1").get("acct:2")
+                    a, b = p.execute()
+                    if int(a) + int(b) != 200:
+                        errors.append((node.name, a, b))
+
+            threads = [threading.Thread(target=writer, args=(n,)) for n in c.nodes]
+            threads += [threading.Thread(target=reader, args=(n,)) for n in c.nodes]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            self.assertEqual(int(r.get("acct:1")) + int(r.get("acct:2")), 200)
+            self.assertLess(int(r.get("acct:1")), 100)  # the writers did run
+
+
 class LeaseReadTest(unittest.TestCase):
     def test_lease_reads_are_served_everywhere_and_stay_fresh_across_failover(self):
         with Cluster(3, extra=["--read-mode", "lease"]) as c:

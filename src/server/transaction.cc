@@ -1,0 +1,198 @@
+// MULTI / EXEC / DISCARD / WATCH / UNWATCH.
+//
+// Commands sent after MULTI are checked (known, right arity, a data
+// command) and queued; EXEC runs them as one unit: a transaction with a
+// write is proposed as ONE Raft entry (a kvpb.KvBatch of its commands), so
+// every replica applies all of it at one point of the log, with nothing in
+// between (atomic and isolated); a read-only transaction runs its reads back
+// to back after one read barrier. The reply is the array of the commands'
+// replies; as in Redis, a command that fails at run time (WRONGTYPE, ...)
+// leaves its error in the array and the others still run. A command refused
+// while queueing makes EXEC answer EXECABORT.
+#include "kv/kv.pb.h"
+#include "server/reply_util.h"
+#include "server/server.h"
+
+namespace qkv::server {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}  // namespace
+
+bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<std::string>& args,
+                                const kv::CommandSpec* spec, ReplyFn& reply) {
+  const std::string name = lower(args[0]);
+  const bool txn_cmd = name == "multi" || name == "exec" || name == "discard" ||
+                       name == "watch" || name == "unwatch";
+  if (!txn_cmd && !c->in_multi) return false;
+  if (!c->authed && !(spec != nullptr && (spec->flags & kv::kCmdNoAuth))) {
+    if (c->in_multi) c->multi_dirty = true;
+    reply(err("NOAUTH Authentication required."));
+    return true;
+  }
+  auto reset = [&] {
+    c->in_multi = false;
+    c->multi_dirty = false;
+    c->multi_queue.clear();
+    c->multi_bytes = 0;
+  };
+  if (name == "multi") {
+    if (args.size() != 1) {
+      reply(err(kv::arity_error("multi")));
+    } else if (c->in_multi) {
+      reply(err("ERR MULTI calls can not be nested"));
+    } else {
+      c->in_multi = true;
+      reply("+OK\r\n");
+    }
+    return true;
+  }
+  if (name == "discard") {
+    if (args.size() != 1) {
+      reply(err(kv::arity_error("discard")));
+    } else if (!c->in_multi) {
+      reply(err("ERR DISCARD without MULTI"));
+    } else {
+      reset();
+      reply("+OK\r\n");
+    }
+    return true;
+  }
+  if (name == "watch") {
+    if (c->in_multi) {
+      c->multi_dirty = true;  // as Redis: the error also aborts the transaction
+      reply(err("ERR WATCH inside MULTI is not allowed"));
+    } else if (args.size() < 2) {
+      reply(err(kv::arity_error("watch")));
+    } else {
+      reply(err("ERR WATCH is not supported yet (docs/COMMANDS.md): use CAS, or a Lua-free "
+                "MULTI/EXEC whose commands check their own preconditions"));
+    }
+    return true;
+  }
+  if (name == "unwatch") {
+    if (args.size() != 1) {
+      reply(err(kv::arity_error("unwatch")));
+    } else if (c->in_multi) {
+      reply("+QUEUED\r\n");  // nothing is ever watched: a no-op in the queue
+    } else {
+      reply("+OK\r\n");
+    }
+    return true;
+  }
+  if (name == "exec") {
+    if (args.size() != 1) {
+      reply(err(kv::arity_error("exec")));
+      return true;
+    }
+    if (!c->in_multi) {
+      reply(err("ERR EXEC without MULTI"));
+      return true;
+    }
+    if (c->multi_dirty) {
+      reset();
+      reply(err("EXECABORT Transaction discarded because of previous errors."));
+      return true;
+    }
+    auto cmds = std::make_shared<Commands>(std::move(c->multi_queue));
+    reset();
+    stats_.commands_processed++;
+    if (cmds->empty()) {
+      reply("*0\r\n");
+      return true;
+    }
+    if (fatal()) {
+      reply(err("ERR node stopped after a storage failure: " + node_->fatal_error()));
+      return true;
+    }
+    bool all_reads = true;
+    for (const auto& a : *cmds) {
+      const kv::CommandSpec* s = kv::find_command(a[0]);
+      all_reads = all_reads && s != nullptr && s->is_readonly();
+    }
+    const auto deadline = Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms);
+    if (all_reads && c->stale_reads) {
+      // READONLY connection: the local state, as for single reads.
+      std::string out = "*" + std::to_string(cmds->size()) + "\r\n";
+      for (const auto& a : *cmds) {
+        auto v = views(a);
+        if (Status rs = sm_->execute_read(v, c->proto, now_ms(), &out); !rs.is_ok()) {
+          reply(err("ERR " + rs.to_string()));
+          return true;
+        }
+      }
+      reply(std::move(out));
+    } else if (all_reads) {
+      read_with_barrier(std::move(cmds), /*txn=*/true, c->proto, std::move(reply), deadline);
+    } else {
+      propose_or_forward(std::move(*cmds), /*txn=*/true, c->proto, std::move(reply), deadline);
+    }
+    return true;
+  }
+  // Inside MULTI: check and queue.
+  if (spec == nullptr) {
+    c->multi_dirty = true;
+    auto v = views(args);
+    reply(err(kv::unknown_command_error(v)));
+    return true;
+  }
+  if (!kv::arity_ok(*spec, args.size())) {
+    c->multi_dirty = true;
+    reply(err(kv::arity_error(spec->name)));
+    return true;
+  }
+  if (spec->is_local() || spec->handler == nullptr) {
+    c->multi_dirty = true;
+    reply(err("ERR '" + std::string(spec->name) +
+              "' is not allowed inside MULTI here (only data commands are; docs/COMMANDS.md)"));
+    return true;
+  }
+  size_t bytes = 0;
+  for (const auto& a : args) bytes += a.size() + 16;
+  if (c->multi_bytes + bytes > cfg_.multi_bytes_max) {
+    c->multi_dirty = true;
+    reply(err("ERR transaction exceeds multi-bytes-max (" + std::to_string(cfg_.multi_bytes_max) +
+              " bytes)"));
+    return true;
+  }
+  c->multi_bytes += bytes;
+  c->multi_queue.push_back(std::move(args));
+  reply("+QUEUED\r\n");
+  return true;
+}
+
+void Server::forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer) {
+  kvpb::KvBatch batch;
+  if (!batch.ParseFromString(f.payload()) || batch.requests_size() == 0) {
+    answer('R', err("ERR malformed forwarded transaction"));
+    return;
+  }
+  if (!node_->is_leader(kGroup)) {
+    answer('A', {});
+    return;
+  }
+  for (const auto& req : batch.requests()) {
+    const kv::CommandSpec* spec = req.args_size() > 0 ? kv::find_command(req.args(0)) : nullptr;
+    if (spec == nullptr || spec->is_local() || spec->handler == nullptr ||
+        !kv::arity_ok(*spec, static_cast<size_t>(req.args_size())) || req.internal()) {
+      answer('R', err("ERR forwarded transaction holds an invalid command"));
+      return;
+    }
+  }
+  batch.set_stamp_ms(now_ms());  // the leader stamps every entry
+  node_->propose(kGroup, batch.SerializeAsString(), [answer](Status s, std::string result) {
+    if (s.is_ok()) {
+      answer('B', std::move(result));
+    } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
+               s.code() == Code::kTransferInProgress) {
+      answer('A', {});
+    } else if (s.code() == Code::kTimedOut) {
+      answer('R', err("CLUSTERDOWN The cluster is down: the write was not committed in time; "
+                      "it may or may not be applied"));
+    } else {
+      answer('R', err("ERR " + s.to_string()));
+    }
+  });
+}
+
+}  // namespace qkv::server
