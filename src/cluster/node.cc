@@ -583,6 +583,19 @@ Status Node::transfer_leader(uint64_t gid, uint64_t to) {
   return s;
 }
 
+Result<std::vector<raftpb::Entry>> Node::log_entries(uint64_t gid, uint64_t lo, uint64_t hi,
+                                                     uint64_t bytes_max) const {
+  auto it = groups_.find(gid);
+  if (it == groups_.end()) return Status(Code::kNotFound, "no such group");
+  return it->second.raft->entries(lo, hi, bytes_max);
+}
+
+std::pair<uint64_t, uint64_t> Node::log_bounds(uint64_t gid) const {
+  auto it = groups_.find(gid);
+  if (it == groups_.end()) return {0, 0};
+  return {it->second.raft->first_index(), it->second.raft->last_index()};
+}
+
 uint64_t Node::leader(uint64_t gid) const {
   auto it = groups_.find(gid);
   return it == groups_.end() ? raft::kNone : it->second.raft->leader();

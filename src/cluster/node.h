@@ -183,6 +183,11 @@ class Node {
   void remove_member(uint64_t group, uint64_t id, ProposeCallback cb);
   Status transfer_leader(uint64_t group, uint64_t to);
   Status take_snapshot(uint64_t group);
+  // The Raft log of a group on this node (a leader's includes entries not yet
+  // committed): entries [lo, hi), first and last index.
+  Result<std::vector<raftpb::Entry>> log_entries(uint64_t group, uint64_t lo, uint64_t hi,
+                                                 uint64_t bytes_max) const;
+  std::pair<uint64_t, uint64_t> log_bounds(uint64_t group) const;
 
   uint64_t id() const { return opts_.id; }
   uint64_t leader(uint64_t group) const;

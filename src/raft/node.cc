@@ -227,4 +227,11 @@ uint64_t Node::leader() const { return raft_->lead(); }
 Role Node::role() const { return raft_->role(); }
 uint64_t Node::term() const { return raft_->term(); }
 
+Result<std::vector<Entry>> Node::entries(uint64_t lo, uint64_t hi, uint64_t bytes_max) const {
+  return raft_->log().slice(lo, hi, bytes_max);
+}
+
+uint64_t Node::first_index() const { return raft_->log().first_index(); }
+uint64_t Node::last_index() const { return raft_->log().last_index(); }
+
 }  // namespace qkv::raft

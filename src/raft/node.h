@@ -191,6 +191,11 @@ class Node {
   uint64_t leader() const;
   Role role() const;
   uint64_t term() const;
+  // Entries [lo, hi) of this node's log, unstable ones included (a leader's
+  // log before they are persisted): kCompacted below the first index.
+  Result<std::vector<Entry>> entries(uint64_t lo, uint64_t hi, uint64_t bytes_max) const;
+  uint64_t first_index() const;
+  uint64_t last_index() const;
 
   Raft& TEST_raft() { return *raft_; }
 

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "net/resp.h"
+
 namespace qkv::server {
 
 // A RESP error reply: "-" msg CRLF (msg starts with the error code).
@@ -21,6 +23,11 @@ inline constexpr uint64_t kGroup = 1;
 
 inline std::vector<std::string_view> views(const std::vector<std::string>& args) {
   return std::vector<std::string_view>(args.begin(), args.end());
+}
+
+// EXEC's reply when a WATCHed key changed: a null array.
+inline std::string null_array(net::Protocol proto) {
+  return proto == net::Protocol::kResp3 ? "_\r\n" : "*-1\r\n";
 }
 
 inline std::string lower(std::string_view s) {

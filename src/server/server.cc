@@ -410,7 +410,8 @@ std::string encode_commands(int64_t stamp_ms, net::Protocol proto,
 }  // namespace
 
 void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
-                                Clock::time_point deadline) {
+                                Clock::time_point deadline,
+                                std::shared_ptr<const Watches> watches) {
   auto alive = alive_;
   if (Clock::now() >= deadline) {
     stats_.clusterdown++;
@@ -424,10 +425,14 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
     return;
   }
   if (node_->is_leader(kGroup)) {
+    if (watches && watched_keys_changed(*watches)) {
+      reply(null_array(proto));  // EXEC of a transaction whose WATCHed key changed
+      return;
+    }
     std::string payload = encode_commands(now_ms(), proto, cmds);
     auto shared = std::make_shared<Commands>(std::move(cmds));
     node_->propose(kGroup, std::move(payload),
-                   [this, alive, shared, txn, proto, deadline, reply = std::move(reply)](
+                   [this, alive, shared, txn, watches, proto, deadline, reply = std::move(reply)](
                        Status s, std::string result) mutable {
                      if (!*alive) return;
                      if (s.is_ok()) {
@@ -436,7 +441,8 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
                      } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
                                 s.code() == Code::kTransferInProgress) {
                        // Not applied (or never appended): safe to try again.
-                       retry_later(std::move(*shared), txn, proto, std::move(reply), deadline);
+                       retry_later(std::move(*shared), txn, watches, proto, std::move(reply),
+                                   deadline);
                      } else if (s.code() == Code::kTimedOut) {
                        stats_.clusterdown++;
                        reply(err("CLUSTERDOWN The cluster is down: the write was not committed "
@@ -448,7 +454,7 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
     return;
   }
   if (leader == raft::kNone || leader == node_->id()) {
-    retry_later(std::move(cmds), txn, proto, std::move(reply), deadline);
+    retry_later(std::move(cmds), txn, watches, proto, std::move(reply), deadline);
     return;
   }
   // Forward to the leader and relay its reply.
@@ -458,6 +464,13 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
   if (txn) {
     f.set_batch(true);
     f.set_payload(encode_commands(0, proto, cmds));
+    if (watches) {
+      for (const auto& [key, index] : *watches) {
+        auto* w = f.add_watched();
+        w->set_key(key);
+        w->set_index(index);
+      }
+    }
   } else {
     kvpb::KvRequest req;
     for (auto& a : cmds[0]) req.add_args(a);
@@ -465,23 +478,23 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
     f.set_payload(req.SerializeAsString());
   }
   stats_.forwarded++;
-  forwarded_[id] = Forwarded{std::move(cmds), txn, proto, std::move(reply), deadline};
+  forwarded_[id] = Forwarded{std::move(cmds), txn, watches, proto, std::move(reply), deadline};
   if (!node_->transport().forward(leader, std::move(f))) {
     auto fw = std::move(forwarded_[id]);
     forwarded_.erase(id);
-    retry_later(std::move(fw.cmds), fw.txn, fw.proto, std::move(fw.reply), deadline);
+    retry_later(std::move(fw.cmds), fw.txn, fw.watches, fw.proto, std::move(fw.reply), deadline);
   }
 }
 
-void Server::retry_later(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
-                         Clock::time_point deadline) {
+void Server::retry_later(Commands cmds, bool txn, std::shared_ptr<const Watches> watches,
+                         net::Protocol proto, ReplyFn reply, Clock::time_point deadline) {
   auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(cfg_.tick_ms));
   auto alive = alive_;
   auto shared = std::make_shared<Commands>(std::move(cmds));
-  t->async_wait([this, alive, t, shared, txn, proto, deadline, reply = std::move(reply)](
-                    const asio::error_code&) mutable {
+  t->async_wait([this, alive, t, shared, txn, watches, proto, deadline,
+                 reply = std::move(reply)](const asio::error_code&) mutable {
     if (!*alive || stopped_) return;
-    propose_or_forward(std::move(*shared), txn, proto, std::move(reply), deadline);
+    propose_or_forward(std::move(*shared), txn, proto, std::move(reply), deadline, watches);
   });
 }
 
@@ -500,8 +513,11 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
       fw.reply(p.substr(1));
     } else if (!p.empty() && p[0] == 'B' && fw.txn) {
       fw.reply("*" + std::to_string(fw.cmds.size()) + "\r\n" + p.substr(1));
+    } else if (!p.empty() && p[0] == 'N' && fw.txn) {
+      fw.reply(null_array(fw.proto));  // a WATCHed key changed
     } else {
-      retry_later(std::move(fw.cmds), fw.txn, fw.proto, std::move(fw.reply), fw.deadline);
+      retry_later(std::move(fw.cmds), fw.txn, fw.watches, fw.proto, std::move(fw.reply),
+                  fw.deadline);
     }
     return;
   }

@@ -91,6 +91,8 @@ class Server {
     bool multi_dirty = false;
     std::vector<std::vector<std::string>> multi_queue;
     size_t multi_bytes = 0;
+    // WATCHed keys, each with the applied index when it was watched.
+    std::vector<std::pair<std::string, uint64_t>> watched;
     bool closing = false;  // close once everything queued is written
     bool closed = false;
   };
@@ -115,10 +117,17 @@ class Server {
   // A write: one command, or (txn) a MULTI/EXEC transaction proposed as one
   // entry, whose reply is the array of its commands' replies.
   using Commands = std::vector<std::vector<std::string>>;
+  using Watches = std::vector<std::pair<std::string, uint64_t>>;
   void propose_or_forward(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
                           std::chrono::steady_clock::time_point deadline);
+  // watches (may be null): the leader answers a null array instead of
+  // proposing if an entry after a key's index changed it (transaction.cc).
   void propose_or_forward(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
-                          std::chrono::steady_clock::time_point deadline);
+                          std::chrono::steady_clock::time_point deadline,
+                          std::shared_ptr<const Watches> watches = nullptr);
+  // On the leader: did an entry of its log after a watched key's index
+  // change that key? (True also when it cannot tell: log compacted.)
+  bool watched_keys_changed(const Watches& watches) const;
   // Reads after one read barrier, run back to back (atomic: nothing is
   // applied in between); txn: the reply is the array of their replies.
   void read_with_barrier(std::shared_ptr<Commands> cmds, bool txn, net::Protocol proto,
@@ -134,7 +143,8 @@ class Server {
   static bool is_admin_change(const std::vector<std::string>& args);
   void execute_admin(std::vector<std::string> args, net::Protocol proto, ReplyFn reply);
   void run_admin_change(std::vector<std::string> args, ReplyFn reply);
-  void retry_later(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
+  void retry_later(Commands cmds, bool txn, std::shared_ptr<const Watches> watches,
+                   net::Protocol proto, ReplyFn reply,
                    std::chrono::steady_clock::time_point deadline);
   bool fatal() const;
   void on_forward(uint64_t from, netpb::Forward&& f);
@@ -159,6 +169,7 @@ class Server {
   struct Forwarded {
     Commands cmds;
     bool txn = false;
+    std::shared_ptr<const Watches> watches;
     net::Protocol proto = net::Protocol::kResp2;
     ReplyFn reply;
     std::chrono::steady_clock::time_point deadline;

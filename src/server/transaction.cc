@@ -9,6 +9,8 @@
 // replies; as in Redis, a command that fails at run time (WRONGTYPE, ...)
 // leaves its error in the array and the others still run. A command refused
 // while queueing makes EXEC answer EXECABORT.
+#include <set>
+
 #include "kv/kv.pb.h"
 #include "server/reply_util.h"
 #include "server/server.h"
@@ -35,6 +37,7 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
     c->multi_dirty = false;
     c->multi_queue.clear();
     c->multi_bytes = 0;
+    c->watched.clear();  // EXEC and DISCARD unwatch everything
   };
   if (name == "multi") {
     if (args.size() != 1) {
@@ -65,8 +68,13 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
     } else if (args.size() < 2) {
       reply(err(kv::arity_error("watch")));
     } else {
-      reply(err("ERR WATCH is not supported yet (docs/COMMANDS.md): use CAS, or a Lua-free "
-                "MULTI/EXEC whose commands check their own preconditions"));
+      // The applied index here is at most the commit index, so a write
+      // acknowledged before this WATCH is at or below it: EXEC never misses
+      // a change, and may abort for a write this node had not applied yet
+      // (a retry then succeeds).
+      const uint64_t at = sm_->applied_index();
+      for (size_t i = 1; i < args.size(); i++) c->watched.emplace_back(std::move(args[i]), at);
+      reply("+OK\r\n");
     }
     return true;
   }
@@ -74,8 +82,9 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
     if (args.size() != 1) {
       reply(err(kv::arity_error("unwatch")));
     } else if (c->in_multi) {
-      reply("+QUEUED\r\n");  // nothing is ever watched: a no-op in the queue
+      reply("+QUEUED\r\n");  // as Redis: queued, and a no-op (EXEC unwatches anyway)
     } else {
+      c->watched.clear();
       reply("+OK\r\n");
     }
     return true;
@@ -95,6 +104,8 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
       return true;
     }
     auto cmds = std::make_shared<Commands>(std::move(c->multi_queue));
+    std::shared_ptr<const Watches> watches;
+    if (!c->watched.empty()) watches = std::make_shared<const Watches>(std::move(c->watched));
     reset();
     stats_.commands_processed++;
     if (cmds->empty()) {
@@ -111,7 +122,13 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
       all_reads = all_reads && s != nullptr && s->is_readonly();
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms);
-    if (all_reads && c->stale_reads) {
+    if (watches) {
+      // The leader checks the watched keys against its log, then proposes
+      // (even a read-only transaction: the check and the reads must be one
+      // point of the log).
+      propose_or_forward(std::move(*cmds), /*txn=*/true, c->proto, std::move(reply), deadline,
+                         std::move(watches));
+    } else if (all_reads && c->stale_reads) {
       // READONLY connection: the local state, as for single reads.
       std::string out = "*" + std::to_string(cmds->size()) + "\r\n";
       for (const auto& a : *cmds) {
@@ -179,6 +196,14 @@ void Server::forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer) {
       return;
     }
   }
+  if (f.watched_size() > 0) {
+    Watches w;
+    for (const auto& x : f.watched()) w.emplace_back(x.key(), x.index());
+    if (watched_keys_changed(w)) {
+      answer('N', {});
+      return;
+    }
+  }
   batch.set_stamp_ms(now_ms());  // the leader stamps every entry
   node_->propose(kGroup, batch.SerializeAsString(), [answer](Status s, std::string result) {
     if (s.is_ok()) {
@@ -193,6 +218,63 @@ void Server::forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer) {
       answer('R', err("ERR " + s.to_string()));
     }
   });
+}
+
+bool Server::watched_keys_changed(const Watches& watches) const {
+  if (watches.empty()) return false;
+  uint64_t from = UINT64_MAX;
+  for (const auto& [k, index] : watches) from = std::min(from, index);
+  const auto [first, last] = node_->log_bounds(kGroup);
+  if (from + 1 < first) return true;  // compacted: cannot tell, so changed
+  // Beyond this many entries the scan costs more than a retry.
+  constexpr uint64_t kScanEntriesMax = 200000;
+  if (last > from + kScanEntriesMax) return true;
+  std::set<std::string_view> keys;
+  for (const auto& [k, index] : watches) keys.insert(k);
+  auto changed = [&](std::string_view key, uint64_t entry) {
+    if (!keys.count(key)) return false;
+    for (const auto& [k, index] : watches) {
+      if (k == key && entry > index) return true;
+    }
+    return false;
+  };
+  uint64_t lo = from + 1;
+  while (lo <= last) {
+    auto ents = node_->log_entries(kGroup, lo, last + 1, 8ull << 20);
+    if (!ents.is_ok() || ents->empty()) return true;
+    for (const raftpb::Entry& e : *ents) {
+      lo = e.index() + 1;
+      if (e.type() != raftpb::ENTRY_NORMAL || e.data().empty()) continue;
+      kvpb::KvBatch batch;
+      if (!batch.ParseFromString(e.data())) continue;  // applied as an error, changes nothing
+      for (const auto& req : batch.requests()) {
+        if (req.args_size() == 0) continue;
+        const std::string name = lower(req.args(0));
+        if (req.internal() && name == kv::kDelExpiredCommand) {
+          for (int i = 1; i < req.args_size(); i++) {
+            if (changed(req.args(i), e.index())) return true;
+          }
+          continue;
+        }
+        const kv::CommandSpec* spec = kv::find_command(req.args(0));
+        if (spec == nullptr || !spec->is_write()) continue;
+        if (spec->first_key == 0) {
+          // A write without key positions (FLUSHDB, FLUSHALL) touches all.
+          for (const auto& [k, index] : watches) {
+            if (e.index() > index) return true;
+          }
+          continue;
+        }
+        const int n = req.args_size();
+        const int last_key = spec->last_key < 0 ? n + spec->last_key : spec->last_key;
+        const int step = std::max(spec->key_step, 1);
+        for (int i = spec->first_key; i <= last_key && i < n; i += step) {
+          if (changed(req.args(i), e.index())) return true;
+        }
+      }
+    }
+  }
+  return false;
 }
 
 }  // namespace qkv::server

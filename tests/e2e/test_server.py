@@ -429,6 +429,67 @@ class TransactionTest(unittest.TestCase):
             self.assertEqual(int(r.get("acct:1")) + int(r.get("acct:2")), 200)
             self.assertLess(int(r.get("acct:1")), 100)  # the writers did run
 
+    def test_watch_aborts_exec_when_a_watched_key_changed_on_any_node(self):
+        import threading
+        with Cluster(3) as c:
+            c.wait_leader()
+            f1, f2 = c.followers()[:2]
+            a, b = f1.client(), f2.client()
+            a.set("w:k", "1")
+            p = a.pipeline(transaction=True)
+            p.watch("w:k")
+            self.assertEqual(p.get("w:k"), b"1")  # immediate mode after WATCH
+            b.set("w:k", "2")  # another client, another node
+            p.multi()
+            p.set("w:k", "mine")
+            with self.assertRaises(redis.exceptions.WatchError):
+                p.execute()
+            self.assertEqual(a.get("w:k"), b"2")
+            # Unchanged keys: EXEC runs; UNWATCH forgets.
+            p = a.pipeline(transaction=True)
+            p.watch("w:k", "w:other")
+            b.set("w:unrelated", "x")
+            p.multi()
+            p.set("w:k", "3")
+            self.assertEqual(p.execute(), [True])
+            raw = f1.client()
+            raw.execute_command("WATCH", "w:k")
+            b.set("w:k", "4")
+            raw.execute_command("UNWATCH")
+            raw.execute_command("MULTI")
+            raw.execute_command("GETSET", "w:k", "5")
+            self.assertEqual(raw.execute_command("EXEC"), [b"4"])
+            # FLUSHDB changes every watched key.
+            raw.execute_command("WATCH", "w:k")
+            b.flushdb()
+            raw.execute_command("MULTI")
+            raw.execute_command("GETSET", "w:k", "6")
+            self.assertIsNone(raw.execute_command("EXEC"))
+
+            # No lost update: clients on every node increment one counter with
+            # WATCH / GET / MULTI / SET / EXEC (redis-py's transaction()).
+            a.set("w:ctr", 0)
+            done = []
+
+            def client(node, n):
+                cl = node.client()
+
+                def bump(pipe):
+                    v = int(pipe.get("w:ctr"))
+                    pipe.multi()
+                    pipe.set("w:ctr", v + 1)
+                for _ in range(n):
+                    cl.transaction(bump, "w:ctr")
+                done.append(n)
+
+            threads = [threading.Thread(target=client, args=(n, 25)) for n in c.nodes * 2]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(sum(done), 150)
+            self.assertEqual(int(a.get("w:ctr")), 150)
+
 
 class LeaseReadTest(unittest.TestCase):
     def test_lease_reads_are_served_everywhere_and_stay_fresh_across_failover(self):
