@@ -179,6 +179,13 @@ class Model:
     def force_unknown(self, state):
         return False
 
+    def fate(self, op):
+        return None
+
+    def floor(self, op):
+        """For a model whose state only grows: the state an ok op needs, else None."""
+        return None
+
     def need(self, op):
         return _NOVAL
 
@@ -353,6 +360,20 @@ class CounterModel(Model):
     def eager(self, op):
         return op.f == "read" or (op.f == "incr" and op.input == 0)
 
+    monotone = False
+
+    def refine(self, p):
+        self.monotone = all(op.input > 0 for op in p.finite + p.unknown if op.f == "incr")
+
+    def floor(self, op):
+        # With only positive deltas the counter never goes back: an ok op needing a
+        # value below the current state can never happen any more.
+        if not self.monotone or op.unknown:
+            return None
+        if op.f == "incr":
+            return op.output - op.input
+        return op.output if op.output is not None else 0
+
     def check_values(self, op):
         if op.f == "incr" and not _is_int(op.input):
             raise ValueError("incr input must be an integer (line %s)" % _line(op))
@@ -374,6 +395,9 @@ class QueueModel(Model):
         self.unique = False
         self.consumed = {}
         self.unseen = (INF, 0)
+        self.drain_pos = {}
+        self.deq_call = {}
+        self.deq_ret = {}
 
     def step(self, state, op):
         f = op.f
@@ -419,6 +443,17 @@ class QueueModel(Model):
 
     def forceable(self, op):
         return op.f == "dequeue" and self.unique
+
+    def fate(self, op):
+        """For the search's order pruning: what became of an enqueued value."""
+        if op.f != "enqueue" or not self.unique:
+            return None
+        v = op.input
+        if v in self.deq_ret:
+            return ("dequeued", self.deq_call[v], self.deq_ret[v])
+        if self.drain_pos.get(v, -1) >= 0:
+            return ("drained", self.drain_pos[v])
+        return ("lost",)
 
     def force_unknown(self, state):
         # A head value that no ok op ever sees can only leave through an unknown dequeue,
@@ -551,7 +586,18 @@ def _search(model, finite, unknown, deadline, skip_need=None, states_max=16):
     makev = [_NOVAL] * (m + u)
     needs = defaultdict(int)
     makes = defaultdict(int)
+    # An unknown op setting v is only tried when something can observe it: an op that
+    # needs v, an unknown CAS expecting v, or an ok failed CAS expecting the current
+    # state (which needs the state to change). Otherwise, until the next write, nobody
+    # sees v, so leaving the op out loses no linearization.
+    xexpv = [_NOVAL] * (m + u)  # unknown CAS: expected value; ok failed CAS: expected
+    uexp = defaultdict(int)
+    fexp = defaultdict(int)
     if values:
+        for g, op in enumerate(ops):
+            if op.f == "cas" and (op.unknown or op.output is False):
+                xexpv[g] = op.input[0]
+                (uexp if op.unknown else fexp)[op.input[0]] += 1
         for g, op in enumerate(ops):
             if op is not skip_need:
                 needv[g] = model.need(op)
@@ -560,6 +606,68 @@ def _search(model, finite, unknown, deadline, skip_need=None, states_max=16):
             makev[g] = model.make(op)
             if makev[g] is not _NOVAL:
                 makes[makev[g]] += 1
+
+    # Queue order pruning: every enqueue still to be linearized goes behind the ones
+    # linearized so far. So a dequeued value cannot be enqueued while a value whose
+    # dequeue ended before its dequeue began is still waiting, and a value still there
+    # at the drain cannot be enqueued while a value that leaves, or one drained before
+    # it, is still waiting. cons: waiting dequeued values by dequeue return (lo_c: all
+    # before it are linearized); drn: drained values by position.
+    fates = [model.fate(op) for op in ops]
+    ordered = any(fates)
+    cons = sorted((g for g in range(m + u) if fates[g] and fates[g][0] == "dequeued"),
+                  key=lambda g: fates[g][2])
+    drn = sorted((g for g in range(m + u) if fates[g] and fates[g][0] == "drained"),
+                 key=lambda g: fates[g][1])
+    cpos = {g: i for i, g in enumerate(cons)}
+    dposi = {g: i for i, g in enumerate(drn)}
+    waiting = [sum(1 for f in fates if f and f[0] != "drained")]  # dequeued or lost
+    low = [0, 0]  # lo_c, lo_d
+
+    def order_ok(g, newlin):
+        fate = fates[g]
+        kind = fate[0]
+        if kind == "dequeued":
+            i = low[0]
+            while i < len(cons) and newlin & bits[cons[i]]:
+                i += 1
+            low[0] = i
+            return i == len(cons) or fates[cons[i]][2] >= fate[1]
+        if kind == "drained":
+            if waiting[0] > 0:
+                return False
+            i = low[1]
+            while i < len(drn) and newlin & bits[drn[i]]:
+                i += 1
+            low[1] = i
+            return i == len(drn) or fates[drn[i]][1] >= fate[1]
+        return True
+
+    def order_done(g, sign):
+        """Counts enqueue g as linearized (sign -1) or not (sign +1, with the pointers)."""
+        fate = fates[g]
+        if fate[0] != "drained":
+            waiting[0] += sign
+        if sign > 0:
+            if fate[0] == "dequeued":
+                low[0] = min(low[0], cpos[g])
+            elif fate[0] == "drained":
+                low[1] = min(low[1], dposi[g])
+
+    # Monotone pruning (counter with positive deltas): floors of the ok ops not yet
+    # linearized, sorted; lo_f: every one before it is linearized.
+    floors = [None if op is skip_need else model.floor(op) for op in ops]
+    monotone = any(f is not None for f in floors)
+    fl = sorted((g for g in range(m + u) if floors[g] is not None), key=floors.__getitem__)
+    flpos = {g: i for i, g in enumerate(fl)}
+    lo_f = [0]
+
+    def floor_ok(newlin, ns):
+        i = lo_f[0]
+        while i < len(fl) and newlin & bits[fl[i]]:
+            i += 1
+        lo_f[0] = i
+        return i == len(fl) or floors[fl[i]] >= ns
 
     # Entries: 2g = call of finite op g, 2g+1 = its return; HEAD is the sentinel.
     times = []
@@ -593,14 +701,35 @@ def _search(model, finite, unknown, deadline, skip_need=None, states_max=16):
     cands, ci, frontier = [], 0, END
 
     def allowed(g, old, ns):
-        """Counts op g as linearized (old -> ns) unless the value pruning forbids it."""
+        """Counts op g as linearized (old -> ns) unless the pruning forbids it."""
+        if monotone and ns != old and not floor_ok(lin | bits[g], ns):
+            if g in flpos:
+                lo_f[0] = min(lo_f[0], flpos[g])
+            return False
+        if ordered and fates[g] is not None:
+            if not order_ok(g, lin | bits[g]):
+                order_done(g, +1)  # restores the pointers that may have passed g
+                waiting[0] -= fates[g][0] != "drained"
+                return False
+            order_done(g, -1)
         if values:
             nv, mv = needv[g], makev[g]
+            if g >= m and ns != old and needs[ns] == 0 and uexp[ns] == 0 and fexp[old] == 0:
+                if ordered and fates[g] is not None:
+                    order_done(g, +1)
+                return False
+            xv = xexpv[g]
+            if xv is not _NOVAL:
+                (uexp if g >= m else fexp)[xv] -= 1
             if nv is not _NOVAL:
                 needs[nv] -= 1
             if mv is not _NOVAL:
                 makes[mv] -= 1
             if ns != old and needs[old] > 0 and makes[old] == 0:
+                if ordered and fates[g] is not None:
+                    order_done(g, +1)
+                if xv is not _NOVAL:
+                    (uexp if g >= m else fexp)[xv] += 1
                 if nv is not _NOVAL:
                     needs[nv] += 1
                 if mv is not _NOVAL:
@@ -718,7 +847,13 @@ def _search(model, finite, unknown, deadline, skip_need=None, states_max=16):
                 return _Outcome(False, len(cache), best_rank, block, best_states, by_return)
             g, state, forced, cands, ci, frontier = stack.pop()
             lin &= ~bits[g]
+            if monotone and g in flpos:
+                lo_f[0] = min(lo_f[0], flpos[g])
+            if ordered and fates[g] is not None:
+                order_done(g, +1)
             if values:
+                if xexpv[g] is not _NOVAL:
+                    (uexp if g >= m else fexp)[xexpv[g]] += 1
                 if needv[g] is not _NOVAL:
                     needs[needv[g]] += 1
                 if makev[g] is not _NOVAL:

@@ -148,22 +148,68 @@ def corrupt(history, seed):
     rng = random.Random(seed)
     h = [dict(o) for o in history]
     cands = [i for i, o in enumerate(h) if o["status"] == "ok"
-             and o["f"] in ("read", "cas", "incr", "dequeue")]
+             and o["f"] in ("read", "cas", "incr", "dequeue", "drain")]
     i = rng.choice(cands)
     o = h[i]
     f, out = o["f"], o["output"]
-    if f == "cas":
+    if f == "drain":
+        o["output"] = out[1:] + out[:1] if len(out) > 1 else (out[1:] if out else [999])
+    elif f == "cas":
         o["output"] = not out
     elif f == "incr" or (f == "read" and isinstance(out, int) and any(
             x["f"] == "incr" for x in h)):
         o["output"] = (out or 0) + rng.choice((-1, 1, 2))
     elif f == "read":
-        written = sorted({x["input"] for x in h if x["f"] == "write"} - {out})
+        written = sorted({x["input"] for x in h if x["f"] == "write"} - {out}) or [999]
         o["output"] = rng.choice(written + [None]) if out is not None else rng.choice(written)
     elif f == "dequeue":
-        values = sorted({x["input"] for x in h if x["f"] == "enqueue"} - {out})
+        values = sorted({x["input"] for x in h if x["f"] == "enqueue"} - {out}) or [999]
         o["output"] = rng.choice(values + [None]) if out is not None else rng.choice(values)
     return h
+
+
+def brute_force(history):
+    """A reference answer for small histories: tries every order of the operations,
+    with none of the checker's reductions (only a memo of explored (done, state))."""
+    ops = [o for o in history if o["status"] != "fail"]
+    fs = {o["f"] for o in ops}
+    kind = ("queue" if fs & {"enqueue", "dequeue", "drain"} else "counter" if "incr" in fs
+            else "cas" if "cas" in fs else "register")
+    ok = [i for i, o in enumerate(ops) if o["status"] == "ok"]
+    seen = set()
+
+    def same(out, o):
+        want = o["output"]
+        if kind == "counter" and o["f"] == "read":
+            return (out or 0) == (want or 0)
+        if o["f"] == "cas":
+            return bool(out) == bool(want)
+        if o["f"] == "drain":
+            return list(out) == list(want)
+        return out == want
+
+    def rec(done, state):
+        if all(i in done for i in ok):
+            return True
+        if (done, state) in seen:
+            return False
+        seen.add((done, state))
+        for i, o in enumerate(ops):
+            if i in done:
+                continue
+            if any(j not in done and j != i and ops[j]["return"] < o["call"] for j in ok):
+                continue  # some op that must come before o is not done yet
+            sim = _Sim(kind)
+            sim.state = state
+            out = sim.apply(o["f"], o["input"] if not isinstance(o["input"], list)
+                            else tuple(o["input"]))
+            if o["status"] == "ok" and not same(out, o):
+                continue
+            if rec(done | {i}, sim.state):
+                return True
+        return False
+
+    return rec(frozenset(), _Sim(kind).state)
 
 
 # -- hand-written histories ------------------------------------------------------------
@@ -489,10 +535,31 @@ class RandomizedTest(unittest.TestCase):
                 total += 1
                 caught += r.ok is False
             # Some corruptions stay linearizable (a read changed to a concurrent write's
-            # value); most must not.
+            # value; with CAS values 0..4 a flipped result often has another order that
+            # explains it: ReferenceTest shows those verdicts are right); most must not.
             print("\n  %s: %d/%d corrupted histories caught" % (kind, caught, total),
                   end="", file=sys.stderr)
-            self.assertGreaterEqual(caught / total, 0.7, kind)
+            self.assertGreaterEqual(caught / total, 0.5 if kind == "cas" else 0.8, kind)
+
+
+class ReferenceTest(unittest.TestCase):
+    """The checker against brute force on many small histories, right and wrong."""
+
+    def test_agrees_with_brute_force(self):
+        counts = {}
+        for kind in RandomizedTest.KINDS:
+            for seed in range(150):
+                h = simulate(kind, 8, 2 + seed % 3, 5000 + seed, p_unknown=0.2, p_fail=0.05)
+                if seed % 2:
+                    h = corrupt(h, seed)
+                want = brute_force(h)
+                got = check_key(h, time_limit=30).ok
+                self.assertEqual(got, want, "%s seed %d: %s\n%s" % (
+                    kind, seed, json.dumps(h), check_key(h).explanation))
+                counts[want] = counts.get(want, 0) + 1
+        # both verdicts were exercised
+        self.assertGreater(counts.get(True, 0), 100)
+        self.assertGreater(counts.get(False, 0), 100)
 
 
 class TimingTest(unittest.TestCase):
@@ -535,7 +602,7 @@ class CliTest(unittest.TestCase):
     def test_bad_input_exit_code(self):
         p = self.run_cli([{"client": 1}])
         self.assertEqual(p.returncode, 2)
-        self.assertIn("line 1", p.stderr)
+        self.assertIn(".jsonl:1:", p.stderr)
 
 
 if __name__ == "__main__":
