@@ -596,6 +596,18 @@ std::pair<uint64_t, uint64_t> Node::log_bounds(uint64_t gid) const {
   return {it->second.raft->first_index(), it->second.raft->last_index()};
 }
 
+std::vector<uint64_t> Node::members(uint64_t gid) const {
+  auto it = groups_.find(gid);
+  if (it == groups_.end()) return {};
+  raftpb::ConfState cs = it->second.raft->conf_state();
+  std::set<uint64_t> ids;
+  for (auto id : cs.voters()) ids.insert(id);
+  for (auto id : cs.learners()) ids.insert(id);
+  for (auto id : cs.voters_outgoing()) ids.insert(id);
+  for (auto id : cs.learners_next()) ids.insert(id);
+  return std::vector<uint64_t>(ids.begin(), ids.end());
+}
+
 uint64_t Node::leader(uint64_t gid) const {
   auto it = groups_.find(gid);
   return it == groups_.end() ? raft::kNone : it->second.raft->leader();

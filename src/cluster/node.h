@@ -188,6 +188,8 @@ class Node {
   Result<std::vector<raftpb::Entry>> log_entries(uint64_t group, uint64_t lo, uint64_t hi,
                                                  uint64_t bytes_max) const;
   std::pair<uint64_t, uint64_t> log_bounds(uint64_t group) const;
+  // Every member of the group (voters and learners, joint ones included).
+  std::vector<uint64_t> members(uint64_t group) const;
 
   uint64_t id() const { return opts_.id; }
   uint64_t leader(uint64_t group) const;

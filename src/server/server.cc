@@ -289,6 +289,7 @@ void Server::execute(const std::shared_ptr<Client>& c, std::vector<std::string> 
   stats_.commands_processed++;
   auto v = views(args);
   const kv::CommandSpec* spec = kv::find_command(args[0]);
+  if (handle_pubsub(c, args, reply)) return;
   if (handle_transaction(c, args, spec, reply)) return;
   if (spec == nullptr) {
     reply(err(kv::unknown_command_error(v)));
@@ -503,6 +504,11 @@ void Server::retry_later(Commands cmds, bool txn, std::shared_ptr<const Watches>
 // concatenated replies of a transaction's commands follow) or 'A' (not
 // leader: ask again, nothing was applied).
 void Server::on_forward(uint64_t from, netpb::Forward&& f) {
+  if (f.is_publish()) {
+    stats_.pubsub_received++;
+    deliver(f.channel(), f.payload());
+    return;
+  }
   if (f.is_reply()) {
     auto it = forwarded_.find(f.id());
     if (it == forwarded_.end()) return;  // timed out already

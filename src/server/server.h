@@ -21,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,9 @@ struct ServerStats {
   uint64_t forwarded = 0;
   uint64_t clusterdown = 0;
   uint64_t expired_keys_proposed = 0;
+  uint64_t pubsub_published = 0;  // PUBLISH commands on this node
+  uint64_t pubsub_received = 0;   // messages broadcast here by other nodes
+  uint64_t pubsub_delivered = 0;  // messages written to local subscribers
   std::map<std::string, std::pair<uint64_t, uint64_t>> commandstats;  // calls, usec
 };
 
@@ -91,6 +95,9 @@ class Server {
     bool multi_dirty = false;
     std::vector<std::vector<std::string>> multi_queue;
     size_t multi_bytes = 0;
+    // Pub/sub subscriptions of this connection.
+    std::set<std::string> channels;
+    std::set<std::string> patterns;
     // WATCHed keys, each with the applied index when it was watched.
     std::vector<std::pair<std::string, uint64_t>> watched;
     bool closing = false;  // close once everything queued is written
@@ -136,6 +143,16 @@ class Server {
   // (transaction.cc). True if it handled the command.
   bool handle_transaction(const std::shared_ptr<Client>& c, std::vector<std::string>& args,
                           const kv::CommandSpec* spec, ReplyFn& reply);
+  // SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB, and
+  // the RESP2 subscribed mode (pubsub.cc). True if it handled the command.
+  bool handle_pubsub(const std::shared_ptr<Client>& c, std::vector<std::string>& args,
+                     ReplyFn& reply);
+  // Delivers a message to this node's subscribers; returns how many got it.
+  size_t deliver(std::string_view channel, std::string_view message);
+  // Appends out-of-band bytes (a push) to a connection, after its replies.
+  void push(const std::shared_ptr<Client>& c, std::string bytes);
+  std::map<std::string, std::map<uint64_t, std::weak_ptr<Client>>, std::less<>> channel_subs_;
+  std::map<std::string, std::map<uint64_t, std::weak_ptr<Client>>, std::less<>> pattern_subs_;
   // The leader's side of a transaction a follower forwarded.
   using ForwardAnswer = std::function<void(char kind, std::string bytes)>;
   void forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer);

@@ -491,6 +491,63 @@ class TransactionTest(unittest.TestCase):
             self.assertEqual(int(a.get("w:ctr")), 150)
 
 
+class PubSubTest(unittest.TestCase):
+    def test_messages_reach_subscribers_on_every_node(self):
+        with Cluster(3) as c:
+            c.wait_leader()
+            n1, n2, n3 = c.nodes
+            subs = []
+            for n in (n1, n2):
+                ps = n.client().pubsub()
+                ps.subscribe("news")
+                ps.psubscribe("log.*")
+                # The two confirmations.
+                for _ in range(2):
+                    m = ps.get_message(timeout=5)
+                    self.assertIn(m["type"], ("subscribe", "psubscribe"))
+                subs.append(ps)
+            pub = n3.client()
+            self.assertEqual(pub.publish("news", "hello"), 0)  # no subscriber on n3 itself
+            self.assertEqual(n1.client().publish("log.disk", "full"), 1)  # n1's own subscriber
+
+            def next_data(ps):
+                deadline = time.time() + 5
+                while time.time() < deadline:
+                    m = ps.get_message(timeout=0.5)
+                    if m and m["type"] in ("message", "pmessage"):
+                        return m
+                self.fail("no message")
+            for ps in subs:
+                m = next_data(ps)
+                self.assertEqual((m["type"], m["channel"], m["data"]), ("message", b"news", b"hello"))
+                m = next_data(ps)
+                self.assertEqual((m["type"], m["pattern"], m["channel"], m["data"]),
+                                 ("pmessage", b"log.*", b"log.disk", b"full"))
+            # Order is kept for one publisher.
+            for i in range(50):
+                pub.publish("news", str(i))
+            got = [next_data(subs[0])["data"] for _ in range(50)]
+            self.assertEqual(got, [str(i).encode() for i in range(50)])
+            # PUBSUB introspection (this node's subscribers).
+            self.assertEqual(n1.client().pubsub_numsub("news"), [(b"news", 1)])
+            self.assertIn(b"news", n1.client().pubsub_channels())
+            # RESP2 subscribed mode refuses other commands; UNSUBSCRIBE leaves it.
+            s = socket.create_connection(("127.0.0.1", n2.client_port), timeout=5)
+            s.sendall(b"SUBSCRIBE a\r\nGET x\r\nUNSUBSCRIBE\r\nGET x\r\n")
+            data = b""
+            while not data.endswith(b"$-1\r\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            self.assertIn(b"only (P)SUBSCRIBE", data)
+            self.assertTrue(data.startswith(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"), data)
+            self.assertIn(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n", data)
+            for ps in subs:
+                ps.close()
+
+
 class LeaseReadTest(unittest.TestCase):
     def test_lease_reads_are_served_everywhere_and_stay_fresh_across_failover(self):
         with Cluster(3, extra=["--read-mode", "lease"]) as c:
