@@ -600,6 +600,19 @@ class InfoTest(unittest.TestCase):
             self.assertIn("redis_version:", out)
 
 
+def assert_replicas_agree(test, cluster, timeout=15):
+    """Every live node reaches the same applied index with the same RAFT DIGEST."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        ds = [n.client().execute_command("RAFT", "DIGEST") for n in cluster.nodes if n.alive()]
+        last = ds
+        if len({(d[0], d[1]) for d in ds}) == 1:
+            return ds[0]
+        time.sleep(0.1)
+    test.fail("replicas disagree: %s" % last)
+
+
 def dump_readonly(node, keys):
     """The values of keys as `node` holds them (stale local reads)."""
     r = node.client()
@@ -633,6 +646,8 @@ class SnapshotTransferTest(unittest.TestCase):
             wait_until(lambda: dump_readonly(lagging, ["after"]) == [b"restart"], 20,
                        "the lagging node to catch up")
             self.assertEqual(dump_readonly(lagging, keys), [k.encode() * 3 for k in keys])
+            d = assert_replicas_agree(self, c)
+            self.assertGreater(d[2], 400)  # records
             info = lagging.info("raft")
             self.assertGreaterEqual(int(info["snapshots_installed"]), 1)
             self.assertIn("receiving the snapshot", lagging.log())
@@ -672,6 +687,7 @@ class SnapshotTransferTest(unittest.TestCase):
             sample = ["big:%d" % i for i in range(0, 12000, 997)]
             self.assertEqual(dump_readonly(lagging, sample),
                              [("%d:%s" % (int(k[4:]), value)).encode() for k in sample])
+            assert_replicas_agree(self, c)
             # Progress was reported while it ran.
             self.assertRegex(log, r"receiving snapshot at index \d+ \(node \d+\): [0-9.]+ MiB of")
 
