@@ -5,7 +5,8 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libprotobuf-dev protobuf-compiler
       libgtest-dev libgmock-dev libbenchmark-dev
       libspdlog-dev libfmt-dev libasio-dev libcli11-dev libtomlplusplus-dev librocksdb-dev
-      redis-tools redis-server python3 python3-redis)
+      redis-tools redis-server python3 python3-redis
+      iproute2 iptables)  # network namespaces and cut links for the fault-injection tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
