@@ -202,6 +202,10 @@ class ChecksCanFail(unittest.TestCase):
             others = {d[n.name] for n in c.nodes if n is not follower}
             self.assertEqual(len(others), 1, d)
             self.assertNotIn(d[follower.name], others, "the isolated follower got the writes")
+            rd = {n.name: netcluster.raft_digest(n) for n in c.nodes}
+            if None not in rd.values():  # the server serves RAFT DIGEST
+                self.assertEqual(len({rd[n.name] for n in c.nodes if n is not follower}), 1, rd)
+                self.assertNotEqual(rd[follower.name][1], rd[leader.name][1], rd)
             # Linearizable reads on the isolated follower cannot be served.
             with self.assertRaises(netcluster.redis.exceptions.RedisError):
                 follower.client(timeout=3).get("before")
@@ -209,6 +213,8 @@ class ChecksCanFail(unittest.TestCase):
             c.wait_converged(timeout=30)
             d = {n.name: netcluster.state_digest(n)[1] for n in c.nodes}
             self.assertEqual(len(set(d.values())), 1, d)
+            rd = {n.name: netcluster.raft_digest(n) for n in c.nodes}
+            self.assertEqual(len(set(rd.values())), 1, rd)
 
     def test_one_way_drop_is_one_way(self):
         """drop(a, [b]) puts a rule in a's namespace only: packets from b no longer reach a;
