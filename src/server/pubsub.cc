@@ -187,7 +187,17 @@ bool Server::handle_pubsub(const std::shared_ptr<Client>& c, std::vector<std::st
     reply(std::move(out));
     return true;
   }
-  // PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT: this node's.
+  // PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT: this node's
+  // (closed connections are pruned first).
+  for (auto* table : {&channel_subs_, &pattern_subs_}) {
+    for (auto it = table->begin(); it != table->end();) {
+      std::erase_if(it->second, [](const auto& kv) {
+        auto cl = kv.second.lock();
+        return !cl || cl->closed;
+      });
+      it = it->second.empty() ? table->erase(it) : std::next(it);
+    }
+  }
   const std::string sub = args.size() > 1 ? lower(args[1]) : "";
   std::string out;
   if (sub == "channels" && args.size() <= 3) {
