@@ -340,6 +340,16 @@ class CasRegisterTest(unittest.TestCase):
         self.assertIs(check_key(base + [op(3, "cas", [0, 2], False, 10, 11),
                                         op(3, "read", None, 0, 12, 13)]).ok, False)
 
+    def test_unknown_write_needed_only_by_a_failed_cas(self):
+        # Nobody reads 3, but without the unknown write the state is 0 at the CAS, which
+        # would then have succeeded: the write must be allowed to have happened.
+        h = [op(1, "write", 0, None, 0, 1), unknown(2, "write", 3, call=2),
+             op(3, "cas", [0, 1], False, 10, 11), op(3, "write", 5, None, 12, 13),
+             op(3, "read", None, 5, 14, 15)]
+        self.assertTrue(check_key(h).ok)
+        h[1] = op(2, "write", 3, None, 2, 3, status="fail")
+        self.assertIs(check_key(h).ok, False)
+
     def test_cas_output_as_integer(self):
         h = [op(1, "write", 0, None, 0, 1), op(1, "cas", [0, 1], 1, 2, 3),
              op(2, "cas", [0, 2], 0, 4, 5)]
