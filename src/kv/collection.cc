@@ -76,15 +76,18 @@ bool Collection::erase(std::string_view member) {
   return true;
 }
 
-void Collection::for_each_member(uint64_t from_hash, const MemberVisitor& fn) {
+void Collection::for_each_member(uint64_t from_hash, const MemberVisitor& fn,
+                                 uint64_t expected) {
   if (size() == 0) return;
-  ks_.for_each_element(key_, encode_u64be(from_hash),
-                       [&](std::string_view sub, std::string_view value) {
-                         uint64_t h = 0;
-                         std::string_view member;
-                         if (!parse_member_sub_key(sub, &h, &member)) return false;
-                         return fn(h, member, value);
-                       });
+  ks_.for_each_element(
+      key_, encode_u64be(from_hash),
+      [&](std::string_view sub, std::string_view value) {
+        uint64_t h = 0;
+        std::string_view member;
+        if (!parse_member_sub_key(sub, &h, &member)) return false;
+        return fn(h, member, value);
+      },
+      expected);
 }
 
 std::vector<std::pair<std::string, std::string>> Collection::members() {
@@ -100,11 +103,14 @@ std::vector<std::pair<std::string, std::string>> Collection::members() {
 std::pair<std::string, std::string> Collection::nth_member(uint64_t n) {
   std::pair<std::string, std::string> out;
   uint64_t i = 0;
-  for_each_member(0, [&](uint64_t, std::string_view m, std::string_view v) {
-    if (i++ < n) return true;
-    out = {std::string(m), std::string(v)};
-    return false;
-  });
+  for_each_member(
+      0,
+      [&](uint64_t, std::string_view m, std::string_view v) {
+        if (i++ < n) return true;
+        out = {std::string(m), std::string(v)};
+        return false;
+      },
+      n + 1);
   return out;
 }
 
@@ -116,8 +122,8 @@ std::pair<std::string, std::string> Collection::random_member(Rng& rng) {
     found.emplace(m, v);
     return false;
   };
-  for_each_member(rng.next(), first);
-  if (!found) for_each_member(0, first);  // past the last hash: wrap around
+  for_each_member(rng.next(), first, 1);
+  if (!found) for_each_member(0, first, 1);  // past the last hash: wrap around
   return found ? std::move(*found) : std::pair<std::string, std::string>{};
 }
 
@@ -190,13 +196,16 @@ std::string Collection::pop_back() {
   return v;
 }
 
-void Collection::for_each_item(uint64_t from, const ItemVisitor& fn) {
+void Collection::for_each_item(uint64_t from, const ItemVisitor& fn, uint64_t expected) {
   if (from >= size()) return;
-  ks_.for_each_element(key_, list_sub(from), [&](std::string_view sub, std::string_view value) {
-    uint64_t seq = 0;
-    if (!decode_u64be(sub, &seq) || seq >= meta_.tail) return false;
-    return fn(seq - meta_.head, value);
-  });
+  ks_.for_each_element(
+      key_, list_sub(from),
+      [&](std::string_view sub, std::string_view value) {
+        uint64_t seq = 0;
+        if (!decode_u64be(sub, &seq) || seq >= meta_.tail) return false;
+        return fn(seq - meta_.head, value);
+      },
+      expected);
 }
 
 void Collection::replace_tail(uint64_t from, const std::vector<std::string>& items) {

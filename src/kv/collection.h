@@ -65,9 +65,10 @@ class Collection {
   bool erase(std::string_view member);
   // fn(hash, member, value) for the members whose hash is >= from_hash, in
   // hash order, until fn returns false. fn may not change the collection.
+  // `expected` (if not 0): how many the caller wants (sizes the first read).
   using MemberVisitor =
       std::function<bool(uint64_t hash, std::string_view member, std::string_view value)>;
-  void for_each_member(uint64_t from_hash, const MemberVisitor& fn);
+  void for_each_member(uint64_t from_hash, const MemberVisitor& fn, uint64_t expected = 0);
   // Every member (with its value), in hash order.
   std::vector<std::pair<std::string, std::string>> members();
   // A member picked at random: uniformly among up to kUniformPickMax
@@ -88,9 +89,10 @@ class Collection {
   std::string pop_front();
   std::string pop_back();
   // fn(index, value) for the elements from index `from` on, until fn
-  // returns false. fn may not change the collection.
+  // returns false. fn may not change the collection. `expected` (if not 0):
+  // how many the caller wants (sizes the first store read).
   using ItemVisitor = std::function<bool(uint64_t index, std::string_view value)>;
-  void for_each_item(uint64_t from, const ItemVisitor& fn);
+  void for_each_item(uint64_t from, const ItemVisitor& fn, uint64_t expected = 0);
   // The elements from index `from` on (from <= size()) become `items`
   // (LINSERT, LREM): O(size() - from + items.size()) writes.
   void replace_tail(uint64_t from, const std::vector<std::string>& items);

@@ -90,19 +90,22 @@ void member_scan(CommandContext& ctx, Args args, ValueType t) {
   const bool with_values = t == ValueType::kHash;
   std::vector<std::string> items;
   uint64_t examined = 0, last_hash = 0, next_cursor = 0;
-  c->for_each_member(cursor, [&](uint64_t h, std::string_view member, std::string_view value) {
-    // Stop only where the hash changes: the next call resumes there.
-    if (examined >= budget && h != last_hash) {
-      next_cursor = h;
-      return false;
-    }
-    examined++;
-    last_hash = h;
-    if (use_pattern && !glob_match(pattern, member)) return true;
-    items.emplace_back(member);
-    if (with_values) items.emplace_back(value);
-    return true;
-  });
+  c->for_each_member(
+      cursor,
+      [&](uint64_t h, std::string_view member, std::string_view value) {
+        // Stop only where the hash changes: the next call resumes there.
+        if (examined >= budget && h != last_hash) {
+          next_cursor = h;
+          return false;
+        }
+        examined++;
+        last_hash = h;
+        if (use_pattern && !glob_match(pattern, member)) return true;
+        items.emplace_back(member);
+        if (with_values) items.emplace_back(value);
+        return true;
+      },
+      budget + 1);
   ctx.out.array(2);
   ctx.out.bulk(std::to_string(next_cursor));
   ctx.out.array(items.size());

@@ -167,13 +167,14 @@ void Keyspace::del_elements(std::string_view key, std::string_view from, std::st
 }
 
 void Keyspace::for_each_element(std::string_view key, std::string_view from,
-                                const ElementVisitor& fn) {
+                                const ElementVisitor& fn, uint64_t expected) {
   const std::string prefix = element_prefix(key);
   std::string start = prefix;
   start.append(from);
-  txn_->scan(prefix, start, [&](std::string_view sk, std::string_view v) {
-    return fn(sk.substr(prefix.size()), v);
-  });
+  txn_->scan(
+      prefix, start,
+      [&](std::string_view sk, std::string_view v) { return fn(sk.substr(prefix.size()), v); },
+      expected);
 }
 
 void Keyspace::note_list_push(std::string_view key) {

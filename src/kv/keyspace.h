@@ -89,8 +89,11 @@ class Keyspace {
                     uint64_t count);
   // Calls fn(sub_key, value) for the elements of `key` whose sub-key is >=
   // `from`, in sub-key order, until fn returns false. fn may not write.
+  // `expected` (if not 0): how many elements the caller will probably
+  // visit (sizes the first store read).
   using ElementVisitor = std::function<bool(std::string_view sub_key, std::string_view value)>;
-  void for_each_element(std::string_view key, std::string_view from, const ElementVisitor& fn);
+  void for_each_element(std::string_view key, std::string_view from, const ElementVisitor& fn,
+                        uint64_t expected = 0);
 
   // Lists that received elements through this Keyspace (LPUSH, RPUSH,
   // LINSERT, LMOVE's destination ...), each once, in order of first push:

@@ -135,10 +135,13 @@ void cmd_lrange(CommandContext& ctx, Args args) {
   }
   const auto last = static_cast<uint64_t>(end);
   ctx.out.array(static_cast<size_t>(end - start + 1));
-  l->for_each_item(static_cast<uint64_t>(start), [&](uint64_t i, std::string_view v) {
-    ctx.out.bulk(v);
-    return i < last;
-  });
+  l->for_each_item(
+      static_cast<uint64_t>(start),
+      [&](uint64_t i, std::string_view v) {
+        ctx.out.bulk(v);
+        return i < last;
+      },
+      last - static_cast<uint64_t>(start) + 1);
 }
 
 // LINDEX key index

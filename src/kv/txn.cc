@@ -73,7 +73,8 @@ bool Txn::in_deleted_range(std::string_view key) const {
   return false;
 }
 
-void Txn::scan(std::string_view prefix, std::string_view start, const Visitor& fn) {
+void Txn::scan(std::string_view prefix, std::string_view start, const Visitor& fn,
+               uint64_t first_page_keys) {
   std::string pos(std::max(start, prefix));
   auto ov = overlay_.lower_bound(pos);
   auto in_prefix = [&](std::string_view k) { return k.substr(0, prefix.size()) == prefix; };
@@ -91,7 +92,8 @@ void Txn::scan(std::string_view prefix, std::string_view start, const Visitor& f
       storage::ScanOptions so;
       so.prefix = std::string(prefix);
       so.start = pos;
-      so.keys_max = kScanPageKeys;
+      so.keys_max = first_page_keys != 0 ? std::min(first_page_keys, kScanPageKeys) : kScanPageKeys;
+      first_page_keys = 0;
       store_reads_++;
       auto page = store_->scan(group_, so);
       if (!page.is_ok()) {

@@ -50,9 +50,13 @@ class Txn {
 
   // Calls fn(key, value) for the keys starting with `prefix`, from `start`
   // (clamped to the prefix) in key order, until fn returns false. The
-  // overlay may not be changed from inside fn.
+  // overlay may not be changed from inside fn. `first_page_keys` (if not 0)
+  // sizes the first store read for a caller that knows how many rows it
+  // wants (LRANGE 0 9 reads 10 rows, not a whole page); later pages are
+  // kScanPageKeys.
   using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
-  void scan(std::string_view prefix, std::string_view start, const Visitor& fn);
+  void scan(std::string_view prefix, std::string_view start, const Visitor& fn,
+            uint64_t first_page_keys = 0);
 
   // Adds the pending writes to `batch` (a delete_range of the whole group
   // first after clear()). The transaction stays usable.
