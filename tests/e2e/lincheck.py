@@ -17,11 +17,14 @@ As a library:
 
 The search is the Wing & Gong linearization search with Lowe's memoisation of
 (set of linearized operations, model state), run per key (P-compositionality),
-plus reductions that keep it tractable in CPython: operations whose outcome is
-unknown never block others and are tried last, interchangeable unknown
-operations are linearized in call order only, read-only operations that match
-the state are linearized at once, and a branch is cut as soon as it leaves a
-value that a later read still needs and that nothing can write again.
+plus reductions that keep it tractable in CPython, each losing no linearization:
+operations whose outcome is unknown never block others and are tried last;
+interchangeable unknown operations are linearized in call order only; an ok
+operation that cannot hurt by going first (a matching read, a dequeue of the
+head) goes at once; a branch is cut as soon as it leaves a value that an op
+still waiting needs and nothing can write again, puts queue values in an order
+their dequeues contradict, or takes a monotone counter past a value still
+needed. The reasons, the formats and how to read a report: docs/LINEARIZABILITY.md.
 """
 import argparse
 import json
@@ -191,9 +194,6 @@ class Model:
 
     def make(self, op):
         return _NOVAL
-
-    def show(self, state):
-        return json.dumps(state)
 
     def check_values(self, op):
         pass
@@ -995,6 +995,11 @@ def _window(model, culprit, ops_all, states, limit=24):
             related += sorted(ws, key=lambda o: o.call)[-2:]
     elif model.name == "queue" and culprit.f == "dequeue" and culprit.output is not None:
         related += [o for o in live if o.f == "enqueue" and o.input == culprit.output]
+    # Unknown ops overlap everything after their call: show the old ones only when
+    # they write a value involved.
+    start = min([o.call for o in before + conc if not o.unknown] + [culprit.call])
+    rel = {id(o) for o in related}
+    conc = [o for o in conc if not o.unknown or o.call >= start or id(o) in rel]
     chosen = []
     seen = set()
     for o in [culprit] + related + before + conc:
@@ -1233,6 +1238,10 @@ def check_key(ops, model=None, time_limit=None, key=None):
                          "gets past the return of:")
         lines.append("    " + _describe(culprit))
         if states:
+            try:
+                states = sorted(states)
+            except TypeError:
+                pass
             shown = ", ".join(_fmt_state(model, s) for s in states[:8])
             more = " (and more)" if len(states) > 8 else ""
             lines.append("  With every operation that returned before it linearized, the "
