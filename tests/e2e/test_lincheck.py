@@ -450,6 +450,19 @@ class QueueTest(unittest.TestCase):
             p = model.prepare(lincheck._as_ops(h))
             self.assertEqual(lincheck._search(model, p.finite, p.unknown, None).ok, want)
 
+    def test_empty_dequeue_while_two_values_cover_it(self):
+        # Neither value is there for the whole dequeue, but one arrives before the other
+        # leaves: the queue is never empty. No cheap check sees this; the search must.
+        h = [op(1, "enqueue", 1, None, -2, -1), op(2, "dequeue", None, None, 0, 10),
+             op(1, "dequeue", None, 1, 4, 5), op(3, "enqueue", 2, None, 3, 3.5),
+             op(3, "dequeue", None, 2, 11, 12), op(4, "drain", None, [], 13, 14)]
+        r = check_key(h)
+        self.assertIs(r.ok, False)
+        self.assertEqual(r.culprit.output, None)
+        self.assertIn("state can only be: [2]", r.explanation)
+        h[3]["call"], h[3]["return"] = 4.5, 4.8  # a gap between them: fine
+        self.assertTrue(check_key(h).ok)
+
     def test_ok_enqueued_element_lost(self):
         h = [op(1, "enqueue", 1, None, 0, 1), op(1, "enqueue", 2, None, 2, 3),
              op(2, "dequeue", None, 1, 4, 5), op(3, "drain", None, [], 8, 9)]
