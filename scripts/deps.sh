@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the build and the tests need, if missing.
+#   scripts/deps.sh          build and tests
+#   scripts/deps.sh bench    also what bench/compare runs beside quorumkv (etcd, gnuplot)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       libprotobuf-dev protobuf-compiler
@@ -7,6 +9,9 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libspdlog-dev libfmt-dev libasio-dev libcli11-dev libtomlplusplus-dev librocksdb-dev
       redis-tools redis-server python3 python3-redis
       iproute2 iptables)  # network namespaces and cut links for the fault-injection tests
+if [ "${1:-}" = bench ]; then
+  pkgs+=(etcd-server etcd-client gnuplot-nox)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
