@@ -265,11 +265,10 @@ bool Server::watched_keys_changed(const Watches& watches) const {
           }
           continue;
         }
-        const int n = req.args_size();
-        const int last_key = spec->last_key < 0 ? n + spec->last_key : spec->last_key;
-        const int step = std::max(spec->key_step, 1);
-        for (int i = spec->first_key; i <= last_key && i < n; i += step) {
-          if (changed(req.args(i), e.index())) return true;
+        const size_t n = static_cast<size_t>(req.args_size());
+        if (!kv::arity_ok(*spec, n)) continue;  // applied as an arity error: changes nothing
+        for (size_t i : kv::key_positions(*spec, n)) {
+          if (changed(req.args(static_cast<int>(i)), e.index())) return true;
         }
       }
     }
