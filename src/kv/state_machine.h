@@ -81,9 +81,8 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   uint64_t applied_index() const override;
   raftpb::ConfState conf_state() const override;
 
-  // Runs a read-only data command (GET, MGET, STRLEN, GETRANGE, EXISTS, TYPE,
-  // TTL, PTTL, EXPIRETIME, PEXPIRETIME, KEYS, SCAN, RANDOMKEY, DBSIZE) at
-  // max(now_ms, last_stamp_ms()) and appends its reply. User errors (unknown
+  // Runs a read-only data command of the table (GET, HGET, SMEMBERS, LRANGE,
+  // SCAN, ...) at max(now_ms, last_stamp_ms()) and appends its reply. User errors (unknown
   // command, arity, WRONGTYPE, ...) are error replies with an OK status.
   // kInvalidArgument (nothing appended) if the command is not a read-only
   // data command; a storage error is returned as is (nothing appended).
