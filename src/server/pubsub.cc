@@ -50,43 +50,31 @@ void Server::push(const std::shared_ptr<Client>& c, std::string bytes) {
 
 size_t Server::deliver(std::string_view channel, std::string_view message) {
   size_t n = 0;
-  if (auto it = channel_subs_.find(channel); it != channel_subs_.end()) {
-    for (auto s = it->second.begin(); s != it->second.end();) {
+  // Pushes to every live subscriber of one channel or pattern.
+  auto fan_out = [&](std::map<uint64_t, std::weak_ptr<Client>>& subs, const std::string* pattern) {
+    for (auto s = subs.begin(); s != subs.end();) {
       auto c = s->second.lock();
       if (!c || c->closed) {
-        s = it->second.erase(s);
+        s = subs.erase(s);
         continue;
       }
       std::string out;
-      header(&out, c->proto, 3);
-      bulk(&out, "message");
+      header(&out, c->proto, pattern ? 4 : 3);
+      bulk(&out, pattern ? "pmessage" : "message");
+      if (pattern) bulk(&out, *pattern);
       bulk(&out, channel);
       bulk(&out, message);
       push(c, std::move(out));
       n++;
       ++s;
     }
+  };
+  if (auto it = channel_subs_.find(channel); it != channel_subs_.end()) {
+    fan_out(it->second, nullptr);
     if (it->second.empty()) channel_subs_.erase(it);
   }
   for (auto it = pattern_subs_.begin(); it != pattern_subs_.end();) {
-    if (kv::glob_match(it->first, channel)) {
-      for (auto s = it->second.begin(); s != it->second.end();) {
-        auto c = s->second.lock();
-        if (!c || c->closed) {
-          s = it->second.erase(s);
-          continue;
-        }
-        std::string out;
-        header(&out, c->proto, 4);
-        bulk(&out, "pmessage");
-        bulk(&out, it->first);
-        bulk(&out, channel);
-        bulk(&out, message);
-        push(c, std::move(out));
-        n++;
-        ++s;
-      }
-    }
+    if (kv::glob_match(it->first, channel)) fan_out(it->second, &it->first);
     it = it->second.empty() ? pattern_subs_.erase(it) : std::next(it);
   }
   stats_.pubsub_delivered += n;

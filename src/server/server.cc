@@ -499,6 +499,22 @@ void Server::retry_later(Commands cmds, bool txn, std::shared_ptr<const Watches>
   });
 }
 
+cluster::Node::ProposeCallback Server::answer_proposal(ForwardAnswer answer, char ok_kind) {
+  return [answer = std::move(answer), ok_kind](Status s, std::string result) {
+    if (s.is_ok()) {
+      answer(ok_kind, std::move(result));
+    } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
+               s.code() == Code::kTransferInProgress) {
+      answer('A', {});  // not applied: the follower asks again
+    } else if (s.code() == Code::kTimedOut) {
+      answer('R', err("CLUSTERDOWN The cluster is down: the write was not committed in time; "
+                      "it may or may not be applied"));
+    } else {
+      answer('R', err("ERR " + s.to_string()));
+    }
+  };
+}
+
 // A forwarded request arrives at the leader (or the leader's reply comes
 // back). Reply payloads start with 'R' (the reply follows), 'B' (the
 // concatenated replies of a transaction's commands follow) or 'A' (not
@@ -563,19 +579,7 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
   auto proto = req.protocol() == 3 ? net::Protocol::kResp3 : net::Protocol::kResp2;
   auto v = views(args);
   std::string payload = kv::encode_request(now_ms(), proto, v);
-  node_->propose(kGroup, std::move(payload), [answer](Status s, std::string result) {
-    if (s.is_ok()) {
-      answer('R', std::move(result));
-    } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
-               s.code() == Code::kTransferInProgress) {
-      answer('A', {});
-    } else if (s.code() == Code::kTimedOut) {
-      answer('R', err("CLUSTERDOWN The cluster is down: the write was not committed in time; "
-                      "it may or may not be applied"));
-    } else {
-      answer('R', err("ERR " + s.to_string()));
-    }
-  });
+  node_->propose(kGroup, std::move(payload), answer_proposal(std::move(answer), 'R'));
 }
 
 void Server::expire_tick() {

@@ -156,6 +156,9 @@ class Server {
   // The leader's side of a transaction a follower forwarded.
   using ForwardAnswer = std::function<void(char kind, std::string bytes)>;
   void forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer);
+  // How the leader answers a forwarded proposal: ok_kind + the result, 'A'
+  // (ask again) when certainly not applied, or 'R' + an error.
+  static cluster::Node::ProposeCallback answer_proposal(ForwardAnswer answer, char ok_kind);
   // RAFT admin commands (admin.cc).
   static bool is_admin_change(const std::vector<std::string>& args);
   void execute_admin(std::vector<std::string> args, net::Protocol proto, ReplyFn reply);

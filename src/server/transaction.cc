@@ -205,19 +205,7 @@ void Server::forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer) {
     }
   }
   batch.set_stamp_ms(now_ms());  // the leader stamps every entry
-  node_->propose(kGroup, batch.SerializeAsString(), [answer](Status s, std::string result) {
-    if (s.is_ok()) {
-      answer('B', std::move(result));
-    } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
-               s.code() == Code::kTransferInProgress) {
-      answer('A', {});
-    } else if (s.code() == Code::kTimedOut) {
-      answer('R', err("CLUSTERDOWN The cluster is down: the write was not committed in time; "
-                      "it may or may not be applied"));
-    } else {
-      answer('R', err("ERR " + s.to_string()));
-    }
-  });
+  node_->propose(kGroup, batch.SerializeAsString(), answer_proposal(std::move(answer), 'B'));
 }
 
 bool Server::watched_keys_changed(const Watches& watches) const {
