@@ -154,6 +154,19 @@ class ShortRuns(unittest.TestCase):
         if lincheck is not None:
             r = lincheck.check_history(bad, time_limit_per_key=30)[key]
             self.assertIs(r.ok, False, "a stale final read passed: %s" % r.explanation)
+        # A bank read that saw a transfer half done, or a final state that lost one side.
+        reads = [o for o in ops if o["f"] == "read_all" and o["status"] == "ok"]
+        self.assertTrue(reads, "no bank reads: the bank workload did not run")
+        self.assertTrue(any(o["client"] == FINAL_CLIENT for o in reads), "no final bank read")
+        self.assertTrue(any(o["f"] == "transfer" and o["status"] == "ok" for o in ops),
+                        "no transfer succeeded")
+        for victim in (reads[0], [o for o in reads if o["client"] == FINAL_CLIENT][0]):
+            bad = [dict(o) for o in ops if o["key"] == victim["key"]]
+            for o in bad:
+                if o is not None and o["call"] == victim["call"] and o["client"] == victim["client"]:
+                    o["output"] = list(o["output"])
+                    o["output"][0] -= 7
+            self.assertTrue(any("total 0" in p for p in sanity_check(bad)), sanity_check(bad))
         # A queue that loses an acknowledged element, or delivers one twice.
         drains = [o for o in ops if o["f"] == "drain" and o["output"]]
         if not drains:

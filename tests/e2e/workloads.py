@@ -29,6 +29,12 @@ Workloads (per key model; values are unique per key where the model needs it):
 - counter:  "incr" (INCRBY delta -> new value), "read" (GET -> int or null)
 - queue:    "enqueue" (RPUSH unique int), "dequeue" (LPOP -> int or null),
             and after the run one "drain" per key (LRANGE 0 -1 -> list)
+- bank:     five accounts per bank key (missing = 0, balances may go negative):
+            "transfer" moves an amount between two accounts, either as
+            MULTI DECRBY INCRBY EXEC or as WATCH a b, GET a, GET b, MULTI SET a
+            SET b EXEC (a null EXEC: "fail", nothing applied); "read_all" is
+            MULTI GET x5 EXEC. Checked by sanity_check, not by lincheck: every
+            read of all the accounts, and the final one, must total 0.
 Keys rotate: a key retires after `ops_per_key` operations and a fresh one
 takes its place, so each key's history stays small enough to check.
 """
@@ -40,7 +46,8 @@ import time
 import redis
 from redis.connection import Connection
 
-WORKLOADS = ("register", "cas", "counter", "queue")
+WORKLOADS = ("register", "cas", "counter", "queue", "bank")
+BANK_ACCOUNTS = 5
 FINAL_CLIENT = 1_000_000  # client number of the reads made after the run
 
 _PRE_PROPOSAL_ERRORS = ("unknown command", "wrong number of arguments", "syntax error",
@@ -196,9 +203,65 @@ class Queue(Workload):
         return None
 
 
+def bank_accounts(key):
+    return ["%s:a%d" % (key, i) for i in range(BANK_ACCOUNTS)]
+
+
+class Bank(Workload):
+    """MULTI/EXEC and WATCH transactions: the total of a bank's accounts is always 0."""
+
+    def generate(self, rng):
+        k = self.pool.pick(rng)
+        accts = bank_accounts(k)
+        if rng.random() < 0.4:
+            return "read_all", k, None, None, True
+        a, b = rng.sample(accts, 2)
+        amount = rng.randint(1, 10)
+        style = "multi" if rng.random() < 0.5 else "watch"
+        return "transfer", k, [a, b, amount, style], None, False
+
+    @staticmethod
+    def execute(conn, f, key, inp):
+        """Runs one operation on a raw connection; returns the output. A null EXEC of a
+        WATCH transfer raises WatchAborted (nothing was applied)."""
+        def cmd(*args):
+            conn.send_command(*args)
+            return conn.read_response()
+        if f == "read_all":
+            accts = bank_accounts(key)
+            for c in [("MULTI",)] + [("GET", x) for x in accts] + [("EXEC",)]:
+                conn.send_command(*c)
+            replies = [conn.read_response() for _ in range(len(accts) + 2)]
+            return [_int_or_raw(v) or 0 for v in replies[-1]]
+        a, b, amount, style = inp
+        if style == "multi":
+            for c in (("MULTI",), ("DECRBY", a, amount), ("INCRBY", b, amount), ("EXEC",)):
+                conn.send_command(*c)
+            replies = [conn.read_response() for _ in range(4)]
+            return replies[-1]
+        cmd("WATCH", a, b)
+        va = _int_or_raw(cmd("GET", a)) or 0
+        vb = _int_or_raw(cmd("GET", b)) or 0
+        for c in (("MULTI",), ("SET", a, va - amount), ("SET", b, vb + amount), ("EXEC",)):
+            conn.send_command(*c)
+        replies = [conn.read_response() for _ in range(4)]
+        if replies[-1] is None:
+            raise WatchAborted()
+        return replies[-1]
+
+    @staticmethod
+    def parse(f, reply):
+        return reply
+
+
+class WatchAborted(Exception):
+    """EXEC answered null: a WATCHed key changed; the transaction did nothing."""
+
+
 def make_workloads(names, active_keys=3, ops_per_key=250):
-    classes = {"register": Register, "cas": CasRegister, "counter": Counter, "queue": Queue}
-    prefixes = {"register": "reg", "cas": "cas", "counter": "ctr", "queue": "q"}
+    classes = {"register": Register, "cas": CasRegister, "counter": Counter, "queue": Queue,
+               "bank": Bank}
+    prefixes = {"register": "reg", "cas": "cas", "counter": "ctr", "queue": "q", "bank": "bank"}
     return [classes[n](n, prefixes[n], active_keys, ops_per_key) for n in names]
 
 
@@ -268,11 +331,20 @@ class Client(threading.Thread):
                   "node": self.node.name}
             op["call"] = time.monotonic()
             try:
-                conn.send_command(*args)
-                reply = conn.read_response()
-                op["return"] = time.monotonic()
-                op["output"] = w.parse(f, reply)
+                if args is None:  # a multi-command operation (bank)
+                    out = w.execute(conn, f, key, inp)
+                    op["return"] = time.monotonic()
+                    op["output"] = out if f == "read_all" else None
+                else:
+                    conn.send_command(*args)
+                    reply = conn.read_response()
+                    op["return"] = time.monotonic()
+                    op["output"] = w.parse(f, reply)
                 op["status"] = "ok"
+            except WatchAborted:
+                op["return"] = time.monotonic()
+                op["status"] = "fail"  # a null EXEC applied nothing
+                conn.disconnect()  # drop any watch state
             except redis.exceptions.ResponseError as e:
                 op["return"] = time.monotonic()
                 op["error"] = str(e)
@@ -287,6 +359,8 @@ class Client(threading.Thread):
                 op["error"] = "%s: %s" % (type(e).__name__, e)
                 op["status"] = "fail" if is_read else "unknown"
                 conn.disconnect()
+            if args is None and op["status"] != "ok":
+                conn.disconnect()  # a transaction cut short leaves MULTI state behind
             if op["status"] == "unknown":
                 op["gave_up"], op["return"] = op["return"], None
             self.history.add(op)
@@ -309,11 +383,13 @@ def final_reads(workloads, leader, history, attempts=20):
         for k in w.pool.keys():
             for attempt in range(attempts):
                 op = {"client": FINAL_CLIENT, "key": k, "node": leader.name, "input": None}
-                op["f"] = "drain" if w.name == "queue" else "read"
+                op["f"] = {"queue": "drain", "bank": "read_all"}.get(w.name, "read")
                 op["call"] = time.monotonic()
                 try:
                     if w.name == "queue":
                         out = [_int_or_raw(x) for x in conn.lrange(k, 0, -1)]
+                    elif w.name == "bank":
+                        out = [_int_or_raw(x) or 0 for x in conn.mget(bank_accounts(k))]
                     else:
                         out = _int_or_raw(conn.get(k))
                 except redis.exceptions.RedisError:
@@ -375,6 +451,16 @@ def sanity_check(ops):
                 if isinstance(v, int) and v < lo:
                     problems.append("%s: final value %d below the acknowledged increments "
                                     "(%d): an acknowledged increment was lost" % (key, v, lo))
+        elif model == "bank":
+            for o in ok:
+                if o["f"] != "read_all":
+                    continue
+                v = o["output"]
+                if not all(isinstance(x, int) for x in v) or sum(v) != 0:
+                    problems.append("%s: accounts %r do not total 0 (%s): a transfer was seen "
+                                    "half done, or lost one of its sides" %
+                                    (key, v, "final read" if o["client"] == FINAL_CLIENT
+                                     else "read by client %d" % o["client"]))
         elif model == "q":
             enq_ok = {o["input"] for o in ok if o["f"] == "enqueue"}
             enq_any = enq_ok | {o["input"] for o in unknown if o["f"] == "enqueue"}
