@@ -21,16 +21,7 @@ using test::Simple;
 
 const std::string kWrongType = Err(kErrWrongType);
 
-// The elements of an aggregate reply, sorted (for replies without order).
-std::vector<std::string> sorted(std::string_view resp) {
-  net::ReplyParser p;
-  p.feed(resp);
-  EXPECT_EQ(p.next(), net::Parsed::kItem);
-  std::vector<std::string> out;
-  for (const auto& e : p.value().elements) out.push_back(e.str);
-  std::sort(out.begin(), out.end());
-  return out;
-}
+using test::sorted;
 
 class KvHashes : public ::testing::Test {
  protected:

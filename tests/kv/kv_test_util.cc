@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -27,6 +28,16 @@ std::string Int(int64_t n) { return ":" + std::to_string(n) + "\r\n"; }
 std::string Bulk(std::string_view s) {
   return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n";
 }
+std::vector<std::string> sorted(std::string_view resp) {
+  net::ReplyParser p;
+  p.feed(resp);
+  EXPECT_EQ(p.next(), net::Parsed::kItem);
+  std::vector<std::string> out;
+  for (const auto& e : p.value().elements) out.push_back(e.str);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::string Nil() { return "$-1\r\n"; }
 std::string Err(std::string_view s) { return "-" + std::string(s) + "\r\n"; }
 std::string Simple(std::string_view s) { return "+" + std::string(s) + "\r\n"; }

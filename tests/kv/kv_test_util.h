@@ -49,6 +49,8 @@ std::string Nil();                    // $-1 (RESP2 null bulk)
 std::string Err(std::string_view s);  // "-" s CRLF
 std::string Simple(std::string_view s);
 std::string Arr(std::initializer_list<std::string> elements);  // already-encoded elements
+// The elements of an aggregate reply, sorted (for replies without order).
+std::vector<std::string> sorted(std::string_view resp);
 
 // The default clock of a harness: a fixed, realistic time.
 inline constexpr int64_t kT0 = 1'700'000'000'000;

@@ -23,15 +23,7 @@ using test::Simple;
 const std::string kWrongType = Err(kErrWrongType);
 using Strings = std::vector<std::string>;
 
-Strings sorted(std::string_view resp) {
-  net::ReplyParser p;
-  p.feed(resp);
-  EXPECT_EQ(p.next(), net::Parsed::kItem);
-  Strings out;
-  for (const auto& e : p.value().elements) out.push_back(e.str);
-  std::sort(out.begin(), out.end());
-  return out;
-}
+using test::sorted;
 
 class KvSets : public ::testing::Test {
  protected:
