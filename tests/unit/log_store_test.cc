@@ -202,44 +202,57 @@ TEST(LogStoreTest, RecoversGroupsAndHardState) {
   EXPECT_EQ(ms->initial_state().conf_state.voters_size(), 1);
 }
 
+// A LogStore with group 7 bootstrapped (one voter) and a Ready holding entry
+// 2 of term 2 with a hard state (term 2, vote 1, commit `commit`).
+std::unique_ptr<LogStore> open_bootstrapped(MemFileSystem* fs, const WalOptions& o) {
+  auto s = LogStore::open(fs, "/w", o);
+  EXPECT_TRUE(s.is_ok());
+  raft::ConfState cs;
+  cs.add_voters(1);
+  EXPECT_TRUE((*s)->bootstrap(7, raft::bootstrap_snapshot(7, cs)).is_ok());
+  return std::move(s).value();
+}
+
+Ready entry_ready(uint64_t commit, std::string data = "") {
+  Ready rd;
+  raft::Entry e;
+  e.set_index(2);
+  e.set_term(2);
+  e.set_data(std::move(data));
+  rd.entries.push_back(e);
+  raft::HardState hs;
+  hs.set_term(2);
+  hs.set_vote(1);
+  hs.set_commit(commit);
+  rd.hard_state = hs;
+  return rd;
+}
+
 TEST(LogStoreTest, OnlyACommitIndexChangeSkipsTheSync) {
   MemFileSystem fs;
   WalOptions o;
   o.preallocate = false;
   {
-    auto s = LogStore::open(&fs, "/w", o);
-    ASSERT_TRUE(s.is_ok());
-    raft::ConfState cs;
-    cs.add_voters(1);
-    ASSERT_TRUE((*s)->bootstrap(7, raft::bootstrap_snapshot(7, cs)).is_ok());
-    Ready rd;
-    raft::Entry e;
-    e.set_index(2);
-    e.set_term(2);
-    e.set_data("x");
-    rd.entries.push_back(e);
-    raft::HardState hs;
-    hs.set_term(2);
-    hs.set_vote(1);
-    hs.set_commit(1);
-    rd.hard_state = hs;
-    ASSERT_TRUE((*s)->stage(7, rd).is_ok());
+    auto s = open_bootstrapped(&fs, o);
+    Ready rd = entry_ready(1, "x");
+    raft::HardState hs = *rd.hard_state;
+    ASSERT_TRUE(s->stage(7, rd).is_ok());
     bool synced = false;
-    ASSERT_TRUE((*s)->flush(&synced).is_ok());
+    ASSERT_TRUE(s->flush(&synced).is_ok());
     EXPECT_TRUE(synced);  // entries, a term and a vote
     Ready commit_only;
     hs.set_commit(2);
     commit_only.hard_state = hs;
-    ASSERT_TRUE((*s)->stage(7, commit_only).is_ok());
-    ASSERT_TRUE((*s)->flush(&synced).is_ok());
+    ASSERT_TRUE(s->stage(7, commit_only).is_ok());
+    ASSERT_TRUE(s->flush(&synced).is_ok());
     EXPECT_FALSE(synced);
-    EXPECT_EQ((*s)->group(7)->initial_state().hard_state.commit(), 2u);
+    EXPECT_EQ(s->group(7)->initial_state().hard_state.commit(), 2u);
     Ready vote;  // a new term must be synced even with must_sync unset
     hs.set_term(3);
     hs.set_vote(0);
     vote.hard_state = hs;
-    ASSERT_TRUE((*s)->stage(7, vote).is_ok());
-    ASSERT_TRUE((*s)->flush(&synced).is_ok());
+    ASSERT_TRUE(s->stage(7, vote).is_ok());
+    ASSERT_TRUE(s->flush(&synced).is_ok());
     EXPECT_TRUE(synced);
   }
   fs.crash();
@@ -257,28 +270,16 @@ TEST(LogStoreTest, AnUnsyncedCommitIndexMayBeLostAtACrash) {
   WalOptions o;
   o.preallocate = false;
   {
-    auto s = LogStore::open(&fs, "/w", o);
-    ASSERT_TRUE(s.is_ok());
-    raft::ConfState cs;
-    cs.add_voters(1);
-    ASSERT_TRUE((*s)->bootstrap(7, raft::bootstrap_snapshot(7, cs)).is_ok());
-    Ready rd;
-    raft::Entry e;
-    e.set_index(2);
-    e.set_term(2);
-    rd.entries.push_back(e);
-    raft::HardState hs;
-    hs.set_term(2);
-    hs.set_vote(1);
-    hs.set_commit(1);
-    rd.hard_state = hs;
-    ASSERT_TRUE((*s)->stage(7, rd).is_ok());
-    ASSERT_TRUE((*s)->flush().is_ok());
+    auto s = open_bootstrapped(&fs, o);
+    Ready rd = entry_ready(1);
+    raft::HardState hs = *rd.hard_state;
+    ASSERT_TRUE(s->stage(7, rd).is_ok());
+    ASSERT_TRUE(s->flush().is_ok());
     Ready commit_only;
     hs.set_commit(2);
     commit_only.hard_state = hs;
-    ASSERT_TRUE((*s)->stage(7, commit_only).is_ok());
-    ASSERT_TRUE((*s)->flush().is_ok());
+    ASSERT_TRUE(s->stage(7, commit_only).is_ok());
+    ASSERT_TRUE(s->flush().is_ok());
   }
   fs.crash();
   auto s = LogStore::open(&fs, "/w", o);
