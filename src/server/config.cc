@@ -101,6 +101,8 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
   app.add_option("--snapshot-bytes-max", c.snapshot_bytes_max, "largest snapshot accepted");
   app.add_option("--multi-bytes-max", c.multi_bytes_max,
                  "bytes of commands one MULTI may queue (one Raft entry)");
+  app.add_option("--watch-scan-entries-max", c.watch_scan_entries_max,
+                 "log entries the leader scans at EXEC for WATCHed keys (more: aborted)");
   app.add_option("--snapshot-fetch-timeout-ms", c.snapshot_fetch_timeout_ms,
                  "repeat an unanswered snapshot chunk request after this long");
   app.add_option("--snapshot-recv-bytes-per-sec", c.snapshot_recv_bytes_per_sec,
@@ -158,6 +160,7 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       num("snapshot-chunk-bytes", &c.snapshot_chunk_bytes);
       num("snapshot-bytes-max", &c.snapshot_bytes_max);
       num("multi-bytes-max", &c.multi_bytes_max);
+      num("watch-scan-entries-max", &c.watch_scan_entries_max);
       num("snapshot-fetch-timeout-ms", &c.snapshot_fetch_timeout_ms);
       num("snapshot-recv-bytes-per-sec", &c.snapshot_recv_bytes_per_sec);
       num("maxclients", &c.maxclients);

@@ -318,6 +318,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"snapshot-chunk-bytes", std::to_string(cfg_.snapshot_chunk_bytes)},
         {"snapshot-bytes-max", std::to_string(cfg_.snapshot_bytes_max)},
         {"multi-bytes-max", std::to_string(cfg_.multi_bytes_max)},
+        {"watch-scan-entries-max", std::to_string(cfg_.watch_scan_entries_max)},
         {"snapshot-fetch-timeout-ms", std::to_string(cfg_.snapshot_fetch_timeout_ms)},
         {"snapshot-recv-bytes-per-sec", std::to_string(cfg_.snapshot_recv_bytes_per_sec)},
         {"databases", "1"},

@@ -214,9 +214,8 @@ bool Server::watched_keys_changed(const Watches& watches) const {
   for (const auto& [k, index] : watches) from = std::min(from, index);
   const auto [first, last] = node_->log_bounds(kGroup);
   if (from + 1 < first) return true;  // compacted: cannot tell, so changed
-  // Beyond this many entries the scan costs more than a retry.
-  constexpr uint64_t kScanEntriesMax = 200000;
-  if (last > from + kScanEntriesMax) return true;
+  // Beyond watch-scan-entries-max entries the scan costs more than a retry.
+  if (last > from + cfg_.watch_scan_entries_max) return true;
   std::set<std::string_view> keys;
   for (const auto& [k, index] : watches) keys.insert(k);
   auto changed = [&](std::string_view key, uint64_t entry) {

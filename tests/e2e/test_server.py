@@ -491,6 +491,21 @@ class TransactionTest(unittest.TestCase):
             self.assertEqual(int(a.get("w:ctr")), 150)
 
 
+    def test_watch_window_over_the_scan_limit_aborts(self):
+        with Cluster(1, extra=["--watch-scan-entries-max", "5"]) as c:
+            r = c.nodes[0].client()
+            self.assertEqual(r.config_get("watch-scan-entries-max"),
+                             {"watch-scan-entries-max": "5"})
+            for n_writes, aborted in ((2, False), (10, True)):
+                raw = c.nodes[0].client()
+                raw.execute_command("WATCH", "lim:k")
+                for i in range(n_writes):
+                    r.set("lim:other%d" % i, i)  # not the watched key
+                raw.execute_command("MULTI")
+                raw.execute_command("GETSET", "lim:k", "v")
+                res = raw.execute_command("EXEC")
+                self.assertEqual(res is None, aborted, (n_writes, res))
+
 class PubSubTest(unittest.TestCase):
     def test_messages_reach_subscribers_on_every_node(self):
         with Cluster(3) as c:
