@@ -430,6 +430,12 @@ const CommandSpec kCommands[] = {
     {"rpoplpush", 3, kW | kM, 1, 2, 1, "@write @list @slow", "", "list", "1.2.0",
      "Pops the last element of a list and prepends it to another (LMOVE ... RIGHT LEFT).",
      "RPOPLPUSH source destination", cmd_rpoplpush, kNoSub},
+
+    // --- Streams (stream_commands.cc) ---------------------------------------
+
+    // --- Scripts (script_commands.cc) ---------------------------------------
+
+    // --- Locks and fencing (lock_commands.cc) -------------------------------
 };
 
 // Proposed by nodes only.
@@ -534,6 +540,13 @@ std::vector<size_t> key_positions(const CommandSpec& spec, size_t argc) {
     if (spec.key_step > 1 && i + 1 >= static_cast<int64_t>(argc)) break;
     out.push_back(static_cast<size_t>(i));
   }
+  return out;
+}
+
+std::vector<size_t> command_keys(const CommandSpec& spec, std::span<const std::string_view> args) {
+  if (spec.find_keys == nullptr) return key_positions(spec, args.size());
+  std::vector<size_t> out;
+  spec.find_keys(args, &out);
   return out;
 }
 

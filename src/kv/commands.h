@@ -67,6 +67,11 @@ struct CommandContext {
 
 // args[0] is the command name as sent. Arity is checked before the call.
 using CommandHandler = void (*)(CommandContext& ctx, std::span<const std::string_view> args);
+// For commands whose keys move with their arguments (Redis's "movablekeys":
+// EVAL's numkeys, XREAD's STREAMS, FENCE's inner command): appends the
+// positions of the keys of a request that passed the arity check. Garbage
+// arguments give the keys that can be found (the handler reports the error).
+using KeyFinder = void (*)(std::span<const std::string_view> args, std::vector<size_t>* out);
 
 struct CommandSpec {
   std::string_view name;  // lower case; "container|sub" for a subcommand
@@ -83,6 +88,7 @@ struct CommandSpec {
   std::string_view syntax;   // "SET key value [NX | XX] ..."
   CommandHandler handler;    // data commands only
   std::span<const CommandSpec> subcommands;
+  KeyFinder find_keys = nullptr;  // movable keys; first/last/step are then 0
 
   bool is_write() const { return (flags & kCmdWrite) != 0; }
   bool is_readonly() const { return (flags & kCmdReadonly) != 0; }
@@ -103,8 +109,12 @@ bool arity_ok(const CommandSpec& spec, size_t argc);
 
 // The positions of the keys in a request of argc arguments (for routing and
 // COMMAND GETKEYS). Assumes arity_ok(). For MSET-like commands with an
-// incomplete last pair, the dangling argument is not a key.
+// incomplete last pair, the dangling argument is not a key. Ignores
+// find_keys: use command_keys() when the arguments are at hand.
 std::vector<size_t> key_positions(const CommandSpec& spec, size_t argc);
+// The positions of the keys of a request (args[0] the command name):
+// spec.find_keys if the command has movable keys, else key_positions().
+std::vector<size_t> command_keys(const CommandSpec& spec, std::span<const std::string_view> args);
 
 // Error texts, without the leading '-', exactly as Redis 7 words them.
 //   "ERR wrong number of arguments for 'get' command" (full_name: "get", "config|get")

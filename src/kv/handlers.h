@@ -114,6 +114,12 @@ void cmd_lpos(CommandContext& ctx, Args args);
 void cmd_lmove(CommandContext& ctx, Args args);
 void cmd_rpoplpush(CommandContext& ctx, Args args);
 
+// Streams (stream_commands.cc).
+
+// Scripts (script_commands.cc).
+
+// Locks and fencing (lock_commands.cc).
+
 // --- Helpers ---------------------------------------------------------------
 
 // ASCII case-insensitive equality.

@@ -7,7 +7,8 @@ namespace qkv::kv {
 namespace {
 
 constexpr ValueType kAllTypes[] = {ValueType::kString, ValueType::kList, ValueType::kSet,
-                                   ValueType::kZSet,   ValueType::kHash, ValueType::kStream};
+                                   ValueType::kZSet,   ValueType::kHash, ValueType::kStream,
+                                   ValueType::kLock};
 
 }  // namespace
 
@@ -25,6 +26,8 @@ std::string_view type_name(ValueType t) {
       return "hash";
     case ValueType::kStream:
       return "stream";
+    case ValueType::kLock:
+      return "lock";
   }
   return "unknown";
 }
@@ -89,7 +92,7 @@ bool decode_record_header(std::string_view bytes, ValueType* type, int64_t* expi
   const auto t = static_cast<uint8_t>(bytes[0]);
   const auto flags = static_cast<uint8_t>(bytes[1]);
   if (t < static_cast<uint8_t>(ValueType::kString) ||
-      t > static_cast<uint8_t>(ValueType::kStream)) {
+      t > static_cast<uint8_t>(ValueType::kLock)) {
     return false;
   }
   if ((flags & ~kRecordFlagExpiry) != 0) return false;

@@ -31,6 +31,7 @@ enum class ValueType : uint8_t {
   kZSet = 4,    // reserved: not implemented yet (see below)
   kHash = 5,    // a collection
   kStream = 6,  // reserved: not implemented yet
+  kLock = 7,    // a native lock (LOCK/UNLOCK): holder, token, lease, waiters
   // Records of the reserved types are accepted with an opaque payload
   // (tests write them to check WRONGTYPE, TYPE and SCAN's TYPE filter).
 };
@@ -104,6 +105,10 @@ inline constexpr char kMetaTag = '#';
 inline constexpr char kElementTag = 'c';
 inline constexpr char kExpiryTag = 'e';
 inline constexpr char kDataTag = 'k';
+// Reserved for blocked clients (BLPOP and friends, lock waiters): their
+// queues per key, and the index of their deadlines.
+inline constexpr char kWaiterTag = 'w';
+inline constexpr char kTimerTag = 't';
 
 // 'k' position key.
 std::string data_key(std::string_view key);

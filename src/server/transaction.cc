@@ -245,8 +245,10 @@ bool Server::watched_keys_changed(const Watches& watches) const {
         }
         const kv::CommandSpec* spec = kv::find_command(req.args(0));
         if (spec == nullptr || !spec->is_write()) continue;
-        if (spec->first_key == 0) {
-          // A write without key positions (FLUSHDB, FLUSHALL) touches all.
+        // A write without key positions (FLUSHDB, FLUSHALL) touches all;
+        // so may a script (it can write keys it did not declare).
+        if ((spec->first_key == 0 && spec->find_keys == nullptr) ||
+            spec->name.starts_with("eval")) {
           for (const auto& [k, index] : watches) {
             if (e.index() > index) return true;
           }
@@ -254,7 +256,8 @@ bool Server::watched_keys_changed(const Watches& watches) const {
         }
         const size_t n = static_cast<size_t>(req.args_size());
         if (!kv::arity_ok(*spec, n)) continue;  // applied as an arity error: changes nothing
-        for (size_t i : kv::key_positions(*spec, n)) {
+        std::vector<std::string_view> argv(req.args().begin(), req.args().end());
+        for (size_t i : kv::command_keys(*spec, argv)) {
           if (changed(req.args(static_cast<int>(i)), e.index())) return true;
         }
       }

@@ -1,0 +1,3 @@
+#include "kv/handlers.h"
+
+namespace qkv::kv {}  // namespace qkv::kv
