@@ -595,7 +595,8 @@ std::string invalid_expire_error(std::string_view full_name) {
 }
 
 void execute_command(Keyspace& ks, net::ReplyWriter& out, const KvOptions& options,
-                     std::span<const std::string_view> args, bool internal, uint64_t random) {
+                     std::span<const std::string_view> args, bool internal, uint64_t random,
+                     ScriptEngine* scripts, ApplyEvents* events) {
   if (args.empty()) {
     out.error("ERR empty command");
     return;
@@ -614,7 +615,7 @@ void execute_command(Keyspace& ks, net::ReplyWriter& out, const KvOptions& optio
     out.error(arity_error(spec->name));
     return;
   }
-  CommandContext ctx{ks, out, options, *spec, random};
+  CommandContext ctx{ks, out, options, *spec, random, scripts, events};
   spec->handler(ctx, args);
 }
 

@@ -55,6 +55,8 @@ enum CommandFlag : uint32_t {
 std::vector<std::string_view> redis_flag_names(uint32_t flags);
 
 struct CommandSpec;
+class ScriptEngine;  // script.h
+struct ApplyEvents;  // events.h
 
 // What a handler works with. Reply exactly one RESP value to `out`.
 struct CommandContext {
@@ -63,6 +65,10 @@ struct CommandContext {
   const KvOptions& options;
   const CommandSpec& spec;  // the command being run (its name for errors)
   uint64_t random = 0;      // RANDOMKEY's randomness (derived from the entry when applied)
+  ScriptEngine* scripts = nullptr;  // the state machine's Lua engine (EVAL, SCRIPT)
+  // What applying the command caused that the server acts on (served
+  // blocked clients, lock grants, changed keys); null for reads.
+  ApplyEvents* events = nullptr;
 };
 
 // args[0] is the command name as sent. Arity is checked before the call.
@@ -145,7 +151,8 @@ inline constexpr std::string_view kErrInvalidCursor = "ERR invalid cursor";
 // handler. Every failure is an error reply; nothing here fails otherwise
 // (storage errors are in ctx.ks.txn().status()).
 void execute_command(Keyspace& ks, net::ReplyWriter& out, const KvOptions& options,
-                     std::span<const std::string_view> args, bool internal, uint64_t random);
+                     std::span<const std::string_view> args, bool internal, uint64_t random,
+                     ScriptEngine* scripts = nullptr, ApplyEvents* events = nullptr);
 
 // The internal command that deletes expired keys: "delexpired key [key ...]"
 // deletes each key whose expiry is <= the entry's stamp (a key that was

@@ -41,7 +41,7 @@ class EmptySource final : public storage::RecordSource {
 }  // namespace
 
 KvStateMachine::KvStateMachine(storage::StateStore* store, uint64_t group, const KvOptions& options)
-    : store_(store), group_(group), options_(options) {
+    : store_(store), group_(group), options_(options), scripts_(make_script_engine(options)) {
   QKV_CHECK(store_ != nullptr);
 }
 
@@ -111,7 +111,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
           net::ReplyWriter w(&out, protocol_of(req.protocol()));
           const uint64_t before = counters.keys;
           execute_command(ks, w, options_, args, req.internal(),
-                          mix64(e.index() * 1000003 + static_cast<uint64_t>(i)));
+                          mix64(e.index() * 1000003 + static_cast<uint64_t>(i)), scripts_.get());
           if (req.internal()) expired_deleted += before - counters.keys;
         }
         min_expiry_written = std::min(min_expiry_written, ks.min_expiry_written());
@@ -251,7 +251,7 @@ Status KvStateMachine::execute_read(std::span<const std::string_view> args, net:
   Txn txn(store_, group_, /*writable=*/false);
   KeyspaceCounters counters = counters_;
   Keyspace ks(&txn, std::max(now_ms, last_stamp_ms_), &counters);
-  execute_command(ks, w, options_, args, /*internal=*/false, read_random());
+  execute_command(ks, w, options_, args, /*internal=*/false, read_random(), scripts_.get());
   if (!txn.status().is_ok()) {
     reply->resize(mark);
     return txn.status();

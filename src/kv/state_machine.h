@@ -42,6 +42,7 @@
 #include "cluster/node.h"
 #include "kv/keyspace.h"
 #include "kv/options.h"
+#include "kv/script.h"
 #include "net/resp.h"
 #include "storage/state_store.h"
 
@@ -127,6 +128,7 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   // so it does not wade through the tombstones of the entries it already
   // had deleted. Lowered by every write of an earlier expiry.
   int64_t expiry_scan_from_ms_ = 0;
+  ScriptEnginePtr scripts_;
   // The last in-memory snapshot(), until the applied index moves.
   std::shared_ptr<const raftpb::Snapshot> cached_snapshot_;
 };
