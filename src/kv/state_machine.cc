@@ -92,6 +92,9 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
   uint64_t expired_deleted = 0;
   int64_t min_expiry_written = INT64_MAX;
   std::vector<std::string_view> args;
+  ApplyEvents events;
+  events.want_keyspace = sink_keyspace_;
+  ApplyEvents* ev = event_sink_ ? &events : nullptr;
   for (const raftpb::Entry& e : entries) {
     QKV_CHECK_EQ(e.index(), expected)
         << "group " << group_ << ": entries must follow the applied index";
@@ -111,7 +114,8 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
           net::ReplyWriter w(&out, protocol_of(req.protocol()));
           const uint64_t before = counters.keys;
           execute_command(ks, w, options_, args, req.internal(),
-                          mix64(e.index() * 1000003 + static_cast<uint64_t>(i)), scripts_.get());
+                          mix64(e.index() * 1000003 + static_cast<uint64_t>(i)), scripts_.get(),
+                          ev);
           if (req.internal()) expired_deleted += before - counters.keys;
         }
         min_expiry_written = std::min(min_expiry_written, ks.min_expiry_written());
@@ -137,6 +141,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
   last_stamp_ms_ = stamp;
   expired_deleted_ += expired_deleted;
   expiry_scan_from_ms_ = std::min(expiry_scan_from_ms_, min_expiry_written);
+  if (ev != nullptr && !events.empty()) event_sink_(events);
   return Status::ok();
 }
 

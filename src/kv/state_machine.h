@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -40,6 +41,7 @@
 
 #include "base/status.h"
 #include "cluster/node.h"
+#include "kv/events.h"
 #include "kv/keyspace.h"
 #include "kv/options.h"
 #include "kv/script.h"
@@ -90,6 +92,17 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   Status execute_read(std::span<const std::string_view> args, net::Protocol protocol,
                       int64_t now_ms, std::string* reply);
 
+  // After every successful apply() that caused events, calls sink(events)
+  // (on the applying thread). keyspace: also collect keyspace
+  // notifications (they cost an allocation per changed key). A null sink
+  // collects nothing.
+  using EventSink = std::function<void(ApplyEvents& events)>;
+  void set_event_sink(EventSink sink, bool keyspace) {
+    event_sink_ = std::move(sink);
+    sink_keyspace_ = keyspace;
+  }
+  void set_keyspace_events(bool keyspace) { sink_keyspace_ = keyspace; }
+
   // The largest stamp applied so far (0 before any).
   int64_t last_stamp_ms() const { return last_stamp_ms_; }
   // Up to max_n keys whose expiry is <= now_ms, earliest expiry first (empty
@@ -129,6 +142,8 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   // had deleted. Lowered by every write of an earlier expiry.
   int64_t expiry_scan_from_ms_ = 0;
   ScriptEnginePtr scripts_;
+  EventSink event_sink_;
+  bool sink_keyspace_ = false;
   // The last in-memory snapshot(), until the applied index moves.
   std::shared_ptr<const raftpb::Snapshot> cached_snapshot_;
 };

@@ -75,6 +75,11 @@ Status Server::start() {
         auto sm = kv::KvStateMachine::open(st, group);
         if (!sm.is_ok()) return sm.status();
         sm_ = sm->get();
+        sm_->set_event_sink(
+            [this, alive = alive_](kv::ApplyEvents& ev) {
+              if (*alive) on_apply_events(ev);
+            },
+            keyspace_events_wanted());
         return std::unique_ptr<cluster::GroupStateMachine>(std::move(sm).value());
       });
   auto alive = alive_;

@@ -153,6 +153,13 @@ class Server {
   void push(const std::shared_ptr<Client>& c, std::string bytes);
   std::map<std::string, std::map<uint64_t, std::weak_ptr<Client>>, std::less<>> channel_subs_;
   std::map<std::string, std::map<uint64_t, std::weak_ptr<Client>>, std::less<>> pattern_subs_;
+  // What the local state machine's applies caused (events.cc): called on
+  // the io thread after every apply that had events.
+  void on_apply_events(kv::ApplyEvents& ev);
+  // Keyspace notifications and CLIENT TRACKING (notify.cc).
+  bool keyspace_events_wanted() const;
+  void notify_keyspace(const kv::ApplyEvents& ev);
+  void invalidate_tracked(const kv::ApplyEvents& ev);
   // The leader's side of a transaction a follower forwarded.
   using ForwardAnswer = std::function<void(char kind, std::string bytes)>;
   void forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer);
