@@ -195,8 +195,12 @@ void Keyspace::clear() {
   // deletion (RocksDB pays for each range tombstone on later reads until
   // its memtable is flushed).
   if (counters_->keys == 0) return;
-  txn_->clear();
-  *counters_ = KeyspaceCounters{};
+  for (const char tag : {kDataTag, kElementTag, kExpiryTag}) {
+    const std::string begin(1, tag);
+    txn_->delete_range(begin, prefix_end(begin));
+  }
+  counters_->keys = 0;
+  counters_->expires = 0;
 }
 
 void Keyspace::for_each(uint64_t from, const KeyVisitor& fn) {

@@ -41,6 +41,11 @@ namespace qkv::kv {
 struct KeyspaceCounters {
   uint64_t keys = 0;
   uint64_t expires = 0;
+  // Not key counts: the last fencing token granted (LOCK) and the last
+  // waiter sequence number (blocked clients' FIFO order). They only grow:
+  // FLUSHALL keeps them, so a token is never granted twice.
+  uint64_t fence = 0;
+  uint64_t waiter_seq = 0;
   bool operator==(const KeyspaceCounters&) const = default;
 };
 
@@ -75,7 +80,8 @@ class Keyspace {
   void rename(std::string_view from, std::string_view to);
   // Deletes the key if its record has an expiry <= now_ms. True if deleted.
   bool remove_if_expired(std::string_view key);
-  // Deletes every key.
+  // Deletes every key (records, elements, the expiry index). Blocked
+  // clients, locks' fencing counter and scripts stay.
   void clear();
 
   // The elements of the collection at `key` (the caller has its record).

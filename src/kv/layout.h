@@ -148,6 +148,8 @@ inline constexpr std::string_view kMetaKeys = "keys";        // u64be: records u
 inline constexpr std::string_view kMetaExpires = "expires";  // u64be: records with an expiry
 inline constexpr std::string_view kMetaStamp = "stamp";      // u64be: largest stamp applied
 inline constexpr std::string_view kMetaFormat = "format";    // u64be: layout version
+inline constexpr std::string_view kMetaFence = "fence";      // u64be: last fencing token granted
+inline constexpr std::string_view kMetaWaiterSeq = "waiter_seq";  // u64be: last waiter number
 inline constexpr uint64_t kFormatVersion = 1;
 
 void put_u64be(std::string* out, uint64_t v);

@@ -75,6 +75,8 @@ Status KvStateMachine::load_meta() {
   if (Status s = read_u64(kMetaKeys, &keys); !s.is_ok()) return s;
   if (Status s = read_u64(kMetaExpires, &expires); !s.is_ok()) return s;
   if (Status s = read_u64(kMetaStamp, &stamp); !s.is_ok()) return s;
+  if (Status s = read_u64(kMetaFence, &counters_.fence); !s.is_ok()) return s;
+  if (Status s = read_u64(kMetaWaiterSeq, &counters_.waiter_seq); !s.is_ok()) return s;
   counters_.keys = keys;
   counters_.expires = expires;
   last_stamp_ms_ = static_cast<int64_t>(stamp);
@@ -132,6 +134,8 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
   batch.put(meta_key(kMetaKeys), encode_u64be(counters.keys));
   batch.put(meta_key(kMetaExpires), encode_u64be(counters.expires));
   batch.put(meta_key(kMetaStamp), encode_u64be(static_cast<uint64_t>(stamp)));
+  batch.put(meta_key(kMetaFence), encode_u64be(counters.fence));
+  batch.put(meta_key(kMetaWaiterSeq), encode_u64be(counters.waiter_seq));
   const raftpb::Entry& last = entries.back();
   if (Status s = store_->apply(batch, last.index(), last.term(), conf ? &*conf : nullptr);
       !s.is_ok()) {
