@@ -57,6 +57,8 @@ class Keyspace {
   int64_t now_ms() const { return now_ms_; }
   Txn& txn() { return *txn_; }
   const KeyspaceCounters& counters() const { return *counters_; }
+  // For the counters that are not key counts (fence, waiter_seq).
+  KeyspaceCounters& mutable_counters() { return *counters_; }
 
   // The key's record, or nullopt if it is absent or expired.
   std::optional<Record> find(std::string_view key);
