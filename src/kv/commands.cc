@@ -432,6 +432,67 @@ const CommandSpec kCommands[] = {
      "RPOPLPUSH source destination", cmd_rpoplpush, kNoSub},
 
     // --- Streams (stream_commands.cc) ---------------------------------------
+    {"xadd", -5, kW | kM | kF, 1, 1, 1, "@write @stream @fast", "nondeterministic_output", "stream",
+     "5.0.0", "Appends an entry (its id given, or * from the entry's stamp), optionally trimming.",
+     "XADD key [NOMKSTREAM] [<MAXLEN | MINID> [= | ~] threshold [LIMIT count]] <* | id> "
+     "field value [field value ...]", cmd_xadd, kNoSub},
+    {"xtrim", -4, kW, 1, 1, 1, "@write @stream @slow", "nondeterministic_output", "stream", "5.0.0",
+     "Deletes the oldest entries beyond a length or below an id; returns how many.",
+     "XTRIM key <MAXLEN | MINID> [= | ~] threshold [LIMIT count]", cmd_xtrim, kNoSub},
+    {"xlen", 2, kR | kF, 1, 1, 1, "@read @stream @fast", "", "stream", "5.0.0",
+     "Returns the number of entries.", "XLEN key", cmd_xlen, kNoSub},
+    {"xrange", -4, kR, 1, 1, 1, "@read @stream @slow", "", "stream", "5.0.0",
+     "Returns the entries between two ids (inclusive, or exclusive with '(').",
+     "XRANGE key start end [COUNT count]", cmd_xrange, kNoSub},
+    {"xrevrange", -4, kR, 1, 1, 1, "@read @stream @slow", "", "stream", "5.0.0",
+     "Returns the entries between two ids, newest first.",
+     "XREVRANGE key end start [COUNT count]", cmd_xrevrange, kNoSub},
+    // Keys move: after STREAMS (xread_keys).
+    {"xread", -4, kR | kCmdBlocking, 0, 0, 0, "@read @stream @slow @blocking", "", "stream",
+     "5.0.0", "Returns the entries after given ids from one or more streams (BLOCK: not yet "
+     "waiting, answers at once).",
+     "XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]", cmd_xread,
+     kNoSub, xread_keys},
+    {"xreadgroup", -7, kW | kCmdBlocking, 0, 0, 0, "@write @stream @slow @blocking", "", "stream",
+     "5.0.0", "Delivers new entries to a consumer of a group (pending until XACK), or "
+     "redelivers its pending ones.",
+     "XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key "
+     "[key ...] id [id ...]", cmd_xreadgroup, kNoSub, xread_keys},
+    {"xdel", -3, kW | kF, 1, 1, 1, "@write @stream @fast", "", "stream", "5.0.0",
+     "Deletes entries; returns how many existed.", "XDEL key id [id ...]", cmd_xdel, kNoSub},
+    {"xsetid", -3, kW | kM | kF, 1, 1, 1, "@write @stream @fast", "", "stream", "5.0.0",
+     "Sets a stream's last id (and its entries-added and max-deleted-id counters).",
+     "XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]", cmd_xsetid,
+     kNoSub},
+    // A container in Redis; here one data command whose handler checks the
+    // subcommand and its arity (create -5, setid -5, destroy 4,
+    // createconsumer 5, delconsumer 5, help 2). The key is the 2nd argument.
+    {"xgroup", -2, kW | kM, 2, 2, 1, "@write @stream @slow", "", "stream", "5.0.0",
+     "Consumer groups: CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER, HELP.",
+     "XGROUP CREATE key group <id | $> [MKSTREAM] [ENTRIESREAD entries-read] | SETID key group "
+     "<id | $> [ENTRIESREAD entries-read] | DESTROY key group | CREATECONSUMER key group consumer "
+     "| DELCONSUMER key group consumer | HELP", cmd_xgroup, kNoSub},
+    {"xack", -4, kW | kF, 1, 1, 1, "@write @stream @fast", "", "stream", "5.0.0",
+     "Acknowledges pending entries of a group; returns how many were pending.",
+     "XACK key group id [id ...]", cmd_xack, kNoSub},
+    {"xpending", -3, kR, 1, 1, 1, "@read @stream @slow", "", "stream", "5.0.0",
+     "Returns a group's pending entries: a summary, or a range with idle times and delivery "
+     "counts.", "XPENDING key group [[IDLE min-idle-time] start end count [consumer]]",
+     cmd_xpending, kNoSub},
+    {"xclaim", -6, kW | kF, 1, 1, 1, "@write @stream @fast", "", "stream", "5.0.0",
+     "Hands pending entries idle for long enough over to another consumer.",
+     "XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-milliseconds] "
+     "[RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]", cmd_xclaim, kNoSub},
+    {"xautoclaim", -6, kW | kF, 1, 1, 1, "@write @stream @fast", "", "stream", "6.2.0",
+     "Claims pending entries idle for long enough, scanning the PEL from a cursor; returns the "
+     "next cursor, the entries and the ids that no longer exist.",
+     "XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]", cmd_xautoclaim,
+     kNoSub},
+    // A container in Redis, as XGROUP (stream -3, groups 3, consumers 4, help 2).
+    {"xinfo", -2, kR, 2, 2, 1, "@read @stream @slow", "", "stream", "5.0.0",
+     "Stream, group and consumer information: STREAM [FULL [COUNT n]], GROUPS, CONSUMERS, HELP.",
+     "XINFO STREAM key [FULL [COUNT count]] | GROUPS key | CONSUMERS key group | HELP", cmd_xinfo,
+     kNoSub},
 
     // --- Scripts (script_commands.cc) ---------------------------------------
 

@@ -115,6 +115,32 @@ void cmd_lmove(CommandContext& ctx, Args args);
 void cmd_rpoplpush(CommandContext& ctx, Args args);
 
 // Streams (stream_commands.cc).
+void cmd_xadd(CommandContext& ctx, Args args);
+void cmd_xtrim(CommandContext& ctx, Args args);
+void cmd_xlen(CommandContext& ctx, Args args);
+void cmd_xrange(CommandContext& ctx, Args args);
+void cmd_xrevrange(CommandContext& ctx, Args args);
+void cmd_xread(CommandContext& ctx, Args args);
+void cmd_xreadgroup(CommandContext& ctx, Args args);
+void cmd_xdel(CommandContext& ctx, Args args);
+void cmd_xsetid(CommandContext& ctx, Args args);
+void cmd_xgroup(CommandContext& ctx, Args args);
+void cmd_xack(CommandContext& ctx, Args args);
+void cmd_xpending(CommandContext& ctx, Args args);
+void cmd_xclaim(CommandContext& ctx, Args args);
+void cmd_xautoclaim(CommandContext& ctx, Args args);
+void cmd_xinfo(CommandContext& ctx, Args args);
+// KeyFinder of XREAD and XREADGROUP: the keys after STREAMS (the first half
+// of what follows it), as Redis's xreadGetKeys finds them.
+void xread_keys(Args args, std::vector<size_t>* out);
+// For the server's blocking of XREAD / XREADGROUP: the BLOCK timeout of a
+// request (ms; 0 = forever), or nullopt without a valid BLOCK option. The
+// handler answers the null array when nothing can be served (see the
+// comment at its end in stream_commands.cc); a client with a BLOCK
+// timeout should then wait for a write to one of its keys and run the
+// command again (XREADGROUP with '>' only: an explicit id reads the
+// consumer's history, which never blocks).
+std::optional<int64_t> stream_read_block_ms(Args args);
 
 // Scripts (script_commands.cc).
 

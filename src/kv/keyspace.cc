@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/check.h"
+#include "kv/stream.h"
 
 namespace qkv::kv {
 
@@ -83,7 +84,12 @@ void Keyspace::delete_elements(std::string_view key, const Record& old) {
   CollectionMeta meta;
   if (!decode_collection_meta(old.type, old.payload, &meta)) return;  // load() failed the txn
   const std::string prefix = element_prefix(key);
-  if (meta.size(old.type) > kPointDeleteElementsMax) {
+  // A stream has two records per entry and, with groups, PEL and consumer
+  // records that its meta does not count.
+  const bool large = old.type == ValueType::kStream
+                         ? 2 * meta.count > kPointDeleteElementsMax || meta.groups > 0
+                         : meta.size(old.type) > kPointDeleteElementsMax;
+  if (large) {
     txn_->delete_range(prefix, prefix_end(prefix));
     return;
   }
@@ -247,6 +253,8 @@ Status Keyspace::TEST_check_invariants() {
     ValueType type;
     CollectionMeta meta;
     uint64_t elements = 0;
+    std::string payload;  // streams: checked by check_stream_elements()
+    std::vector<std::pair<std::string, std::string>> stream_elements;
   };
   std::map<std::string, Collection, std::less<>> collections;
   Status bad;
@@ -268,7 +276,7 @@ Status Keyspace::TEST_check_invariants() {
         bad = Status(Code::kCorruption, "bad collection record for " + printable_key(key));
         return false;
       }
-      collections.emplace(std::string(key), Collection{r.type, meta});
+      collections.emplace(std::string(key), Collection{r.type, meta, 0, r.payload, {}});
     }
     seen.keys++;
     if (r.expire_at_ms != 0) {
@@ -293,7 +301,9 @@ Status Keyspace::TEST_check_invariants() {
     }
     Collection& c = it->second;
     c.elements++;
-    if (c.type == ValueType::kList) {
+    if (c.type == ValueType::kStream) {
+      c.stream_elements.emplace_back(sub, v);
+    } else if (c.type == ValueType::kList) {
       uint64_t seq = 0;
       if (!decode_u64be(sub, &seq) || seq < c.meta.head || seq >= c.meta.tail) {
         bad = Status(Code::kCorruption, "list element outside head..tail: " + printable_key(sk));
@@ -312,6 +322,12 @@ Status Keyspace::TEST_check_invariants() {
   });
   if (!bad.is_ok()) return bad;
   for (const auto& [key, c] : collections) {
+    if (c.type == ValueType::kStream) {
+      if (Status st = check_stream_elements(key, c.payload, c.stream_elements); !st.is_ok()) {
+        return st;
+      }
+      continue;
+    }
     if (c.elements != c.meta.size(c.type)) {
       return Status(Code::kCorruption, printable_key(key) + " has " + std::to_string(c.elements) +
                                            " elements, its record says " +

@@ -209,6 +209,13 @@ std::string encode_collection_meta(ValueType t, const CollectionMeta& m) {
 bool decode_collection_meta(ValueType t, std::string_view payload, CollectionMeta* m) {
   if (!is_collection(t)) return false;
   *m = CollectionMeta{};
+  if (t == ValueType::kStream) {
+    // length:u64be ... groups:u64be (the last field): stream.h's StreamMeta.
+    if (payload.size() != kStreamMetaBytes) return false;
+    m->count = get_u64be(payload.data());
+    m->groups = get_u64be(payload.data() + kStreamMetaBytes - 8);
+    return true;
+  }
   if (t == ValueType::kList) {
     if (payload.size() != 16) return false;
     m->head = get_u64be(payload.data());

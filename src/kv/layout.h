@@ -30,15 +30,17 @@ enum class ValueType : uint8_t {
   kSet = 3,     // a collection
   kZSet = 4,    // reserved: not implemented yet (see below)
   kHash = 5,    // a collection
-  kStream = 6,  // reserved: not implemented yet
+  kStream = 6,  // a collection: entries, groups, PELs under 'c' (stream.h)
   kLock = 7,    // a native lock (LOCK/UNLOCK): holder, token, lease, waiters
   // Records of the reserved types are accepted with an opaque payload
   // (tests write them to check WRONGTYPE, TYPE and SCAN's TYPE filter).
 };
 
-// Lists, sets and hashes keep their elements as separate 'c' records.
+// Lists, sets, hashes and streams keep their elements as separate 'c'
+// records.
 inline bool is_collection(ValueType t) {
-  return t == ValueType::kList || t == ValueType::kSet || t == ValueType::kHash;
+  return t == ValueType::kList || t == ValueType::kSet || t == ValueType::kHash ||
+         t == ValueType::kStream;
 }
 
 // What TYPE replies: "string", "list", ... ("none" is the caller's).
@@ -86,14 +88,21 @@ inline uint64_t slot_first_position(uint16_t slot) {
 //   list:      head:u64be tail:u64be       elements at sequence numbers
 //                                          head .. tail-1, dense (count =
 //                                          tail - head > 0)
-// An empty collection is never stored: its key is deleted with its last
-// element, as in Redis.
+//   stream:    kStreamMetaBytes            stream.h's StreamMeta; count is
+//                                          its length (may be 0), groups its
+//                                          consumer groups
+// An empty list, set or hash is never stored: its key is deleted with its
+// last element, as in Redis. A stream may be empty (Redis keeps it too).
 struct CollectionMeta {
-  uint64_t count = 0;  // sets and hashes
-  uint64_t head = 0;   // lists
+  uint64_t count = 0;   // sets, hashes, streams (entries)
+  uint64_t head = 0;    // lists
   uint64_t tail = 0;
+  uint64_t groups = 0;  // streams
   uint64_t size(ValueType t) const { return t == ValueType::kList ? tail - head : count; }
 };
+// The size of a stream's record payload (stream.h, StreamMeta).
+inline constexpr size_t kStreamMetaBytes = 72;
+
 // Where a new list starts: room for 2^63 pushes at either end.
 inline constexpr uint64_t kListSeqStart = uint64_t{1} << 63;
 

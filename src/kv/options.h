@@ -24,6 +24,18 @@ struct KvOptions {
   // a count larger than this (Redis has no limit and builds any reply).
   uint64_t random_reply_max = 1ull << 20;
 
+  // Streams (stream_commands.cc). Replicated: XREADGROUP and XAUTOCLAIM
+  // change the PEL for the entries they deliver, up to this cap.
+  // The most entries one stream reply holds. XRANGE and XREVRANGE that would
+  // return more (no COUNT, or a larger one) are refused with an error that
+  // suggests COUNT; XREAD, XREADGROUP (per stream), XPENDING, XAUTOCLAIM and
+  // XINFO STREAM FULL (its COUNT 0, "everything") are capped to it. Redis
+  // has no limit.
+  uint64_t stream_reply_entries_max = 1ull << 20;
+  // XINFO STREAM FULL's default COUNT (entries, and PEL entries per group
+  // and per consumer), as in Redis.
+  uint64_t stream_info_full_count_default = 10;
+
   // snapshot() carries the group's whole data in the Raft snapshot's `data`
   // (in memory); a larger state fails to snapshot (kInvalidArgument) and the
   // log is simply not compacted.
