@@ -495,6 +495,25 @@ const CommandSpec kCommands[] = {
      kNoSub},
 
     // --- Scripts (script_commands.cc) ---------------------------------------
+    // Keys follow numkeys (movable: eval_keys). SCRIPT is one data row
+    // whose handler serves its subcommands (EXISTS too, through the log).
+    {"eval", -3, kW | kCmdNoScript, 0, 0, 0, "@slow @scripting", "", "scripting", "2.6.0",
+     "Runs a Lua script (registering it for EVALSHA).",
+     "EVAL script numkeys [key [key ...]] [arg [arg ...]]", cmd_eval, kNoSub, eval_keys},
+    {"evalsha", -3, kW | kCmdNoScript, 0, 0, 0, "@slow @scripting", "", "scripting", "2.6.0",
+     "Runs a Lua script stored by SCRIPT LOAD or EVAL, named by its SHA-1.",
+     "EVALSHA sha1 numkeys [key [key ...]] [arg [arg ...]]", cmd_evalsha, kNoSub, eval_keys},
+    {"eval_ro", -3, kR | kCmdNoScript, 0, 0, 0, "@slow @scripting", "", "scripting", "7.0.0",
+     "Runs a read-only Lua script (served by the read path; not registered).",
+     "EVAL_RO script numkeys [key [key ...]] [arg [arg ...]]", cmd_eval_ro, kNoSub, eval_keys},
+    {"evalsha_ro", -3, kR | kCmdNoScript, 0, 0, 0, "@slow @scripting", "", "scripting", "7.0.0",
+     "Runs a stored Lua script read-only.",
+     "EVALSHA_RO sha1 numkeys [key [key ...]] [arg [arg ...]]", cmd_evalsha_ro, kNoSub,
+     eval_keys},
+    {"script", -2, kW | kCmdNoScript, 0, 0, 0, "@slow @scripting", "", "scripting", "2.6.0",
+     "The script cache: SCRIPT LOAD script | EXISTS sha1 [sha1 ...] | FLUSH [ASYNC|SYNC] | "
+     "KILL | HELP.",
+     "SCRIPT subcommand [argument ...]", cmd_script, kNoSub},
 
     // --- Locks and fencing (lock_commands.cc) -------------------------------
 };

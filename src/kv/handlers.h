@@ -143,6 +143,13 @@ void xread_keys(Args args, std::vector<size_t>* out);
 std::optional<int64_t> stream_read_block_ms(Args args);
 
 // Scripts (script_commands.cc).
+void cmd_eval(CommandContext& ctx, Args args);
+void cmd_evalsha(CommandContext& ctx, Args args);
+void cmd_eval_ro(CommandContext& ctx, Args args);
+void cmd_evalsha_ro(CommandContext& ctx, Args args);
+void cmd_script(CommandContext& ctx, Args args);
+// EVAL's keys (a KeyFinder): the numkeys arguments after numkeys.
+void eval_keys(Args args, std::vector<size_t>* out);
 
 // Locks and fencing (lock_commands.cc).
 

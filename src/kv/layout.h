@@ -157,6 +157,8 @@ inline constexpr std::string_view kMetaKeys = "keys";        // u64be: records u
 inline constexpr std::string_view kMetaExpires = "expires";  // u64be: records with an expiry
 inline constexpr std::string_view kMetaStamp = "stamp";      // u64be: largest stamp applied
 inline constexpr std::string_view kMetaFormat = "format";    // u64be: layout version
+// meta_key(kMetaScriptPrefix + sha1 hex): a script's body (SCRIPT LOAD, EVAL).
+inline constexpr std::string_view kMetaScriptPrefix = "script:";
 inline constexpr std::string_view kMetaFence = "fence";      // u64be: last fencing token granted
 inline constexpr std::string_view kMetaWaiterSeq = "waiter_seq";  // u64be: last waiter number
 inline constexpr uint64_t kFormatVersion = 1;

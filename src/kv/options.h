@@ -24,6 +24,31 @@ struct KvOptions {
   // a count larger than this (Redis has no limit and builds any reply).
   uint64_t random_reply_max = 1ull << 20;
 
+  // Lua scripts (EVAL, EVALSHA, SCRIPT LOAD; script.h). Replicated: these
+  // decide where a script stops, and the script's writes and reply up to
+  // there. Redis has none of these limits (a runaway script there is
+  // stopped by SCRIPT KILL, which a replicated log cannot do).
+  // The longest script body EVAL and SCRIPT LOAD accept.
+  uint64_t script_bytes_max = 4ull << 20;
+  // Lua VM instructions one run may execute (counted in steps of 1000). 100M
+  // is about half a second of pure Lua on a current core: far above what a
+  // Redis-style script (a lock release: ~50) needs, and short enough that a
+  // runaway script holds the group's apply for well under an election
+  // timeout's order of magnitude. C library calls (string.rep, string.find)
+  // count as one instruction; their work is bounded by the memory limit.
+  uint64_t script_instructions_max = 100'000'000;
+  // Bytes of Lua heap one run may hold (its fresh state's base libraries,
+  // ~30 KiB, included).
+  uint64_t script_memory_bytes_max = 128ull << 20;
+  // The longest reply a script may return (a table can repeat one large
+  // string many times for little memory).
+  uint64_t script_reply_bytes_max = 512ull << 20;
+  // Not replicated (local memory only): compiled scripts kept per state
+  // machine, least recently used evicted first; a miss recompiles from the
+  // replicated body.
+  uint64_t script_cache_entries_max = 1024;
+  uint64_t script_cache_bytes_max = 64ull << 20;
+
   // Streams (stream_commands.cc). Replicated: XREADGROUP and XAUTOCLAIM
   // change the PEL for the entries they deliver, up to this cap.
   // The most entries one stream reply holds. XRANGE and XREVRANGE that would
