@@ -8,6 +8,11 @@
 
 namespace qkv::kv {
 
+void notify(CommandContext& ctx, NotifyClass cls, std::string_view event, std::string_view key) {
+  if (ctx.events == nullptr || !ctx.events->want_keyspace) return;
+  ctx.events->keyspace.push_back(KeyspaceEvent{cls, std::string(event), std::string(key)});
+}
+
 bool find_typed(CommandContext& ctx, std::string_view key, ValueType t,
                 std::optional<Record>* rec) {
   *rec = ctx.ks.find(key);

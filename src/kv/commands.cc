@@ -44,8 +44,14 @@ const CommandSpec kCommandSubcommands[] = {
 };
 
 const CommandSpec kClientSubcommands[] = {
+    {"client|caching", 3, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
+     "6.0.0", "Instructs the server whether to track the keys in the next request.",
+     "CLIENT CACHING <YES | NO>", nullptr, kNoSub},
     {"client|getname", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
      "2.6.9", "Returns the name of the connection.", "CLIENT GETNAME", nullptr, kNoSub},
+    {"client|getredir", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
+     "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected.",
+     "CLIENT GETREDIR", nullptr, kNoSub},
     {"client|help", 2, kLocal | kLS, 0, 0, 0, "@slow @connection", "", "connection", "5.0.0",
      "Returns helpful text about the different subcommands.", "CLIENT HELP", nullptr, kNoSub},
     {"client|id", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection", "5.0.0",
@@ -57,6 +63,15 @@ const CommandSpec kClientSubcommands[] = {
     {"client|setname", 3, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
      "2.6.9", "Sets the name of the connection.", "CLIENT SETNAME connection-name", nullptr,
      kNoSub},
+    {"client|tracking", -3, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
+     "6.0.0", "Controls server-assisted client-side caching for the connection.",
+     "CLIENT TRACKING <ON | OFF> [REDIRECT client-id] [PREFIX prefix [PREFIX prefix ...]] "
+     "[BCAST] [OPTIN] [OPTOUT] [NOLOOP]",
+     nullptr, kNoSub},
+    {"client|trackinginfo", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "",
+     "connection", "6.2.0",
+     "Returns information about server-assisted client-side caching for the connection.",
+     "CLIENT TRACKINGINFO", nullptr, kNoSub},
 };
 
 const CommandSpec kConfigSubcommands[] = {
@@ -381,7 +396,23 @@ const CommandSpec kCommands[] = {
      "Iterates over the members with a cursor.",
      "SSCAN key cursor [MATCH pattern] [COUNT count]", cmd_sscan, kNoSub},
 
-    // --- Lists (the blocking ones are not served yet) -------------------------
+    // --- Lists ----------------------------------------------------------------
+    // The blocking ones wait in the replicated state (waiters.h); run inside
+    // MULTI or a script they answer at once.
+    {"blpop", -3, kW | kCmdBlocking, 1, -2, 1, "@write @list @slow @blocking", "", "list",
+     "2.0.0",
+     "Pops the first element of the first non-empty list, waiting up to timeout seconds "
+     "(0: forever) for one; blocked clients are served first come, first served.",
+     "BLPOP key [key ...] timeout", cmd_blpop, kNoSub},
+    {"brpop", -3, kW | kCmdBlocking, 1, -2, 1, "@write @list @slow @blocking", "", "list",
+     "2.0.0", "Pops the last element of the first non-empty list, waiting as BLPOP does.",
+     "BRPOP key [key ...] timeout", cmd_brpop, kNoSub},
+    {"blmove", 6, kW | kM | kCmdBlocking, 1, 2, 1, "@write @list @slow @blocking", "", "list",
+     "6.2.0", "LMOVE, waiting up to timeout seconds for the source to have an element.",
+     "BLMOVE source destination LEFT | RIGHT LEFT | RIGHT timeout", cmd_blmove, kNoSub},
+    {"brpoplpush", 4, kW | kM | kCmdBlocking, 1, 2, 1, "@write @list @slow @blocking", "",
+     "list", "2.2.0", "BLMOVE source destination RIGHT LEFT timeout.",
+     "BRPOPLPUSH source destination timeout", cmd_brpoplpush, kNoSub},
     {"lpush", -3, kW | kM | kF, 1, 1, 1, "@write @list @fast", "", "list", "1.0.0",
      "Prepends elements (the last one given ends up first); returns the length.",
      "LPUSH key element [element ...]", cmd_lpush, kNoSub},
@@ -516,10 +547,42 @@ const CommandSpec kCommands[] = {
      "SCRIPT subcommand [argument ...]", cmd_script, kNoSub},
 
     // --- Locks and fencing (lock_commands.cc) -------------------------------
+    {"lock", -4, kW | kCmdBlocking, 1, 1, 1, "@write @slow @blocking", "", "lock", "ours",
+     "Takes a lock for ttl_ms and returns its fencing token (larger than every token granted "
+     "before); nil if another owner holds it, or, with WAIT, once WAIT ms passed in the queue.",
+     "LOCK name owner ttl_ms [WAIT ms]", cmd_lock, kNoSub},
+    {"lock.refresh", 4, kW | kF, 1, 1, 1, "@write @fast", "", "lock", "ours",
+     "Extends the lease of a lock the owner holds to ttl_ms from now; returns its token, or nil "
+     "if the owner does not hold it.",
+     "LOCK.REFRESH name owner ttl_ms", cmd_lock_refresh, kNoSub},
+    {"unlock", 3, kW | kF, 1, 1, 1, "@write @fast", "", "lock", "ours",
+     "Releases a lock the owner holds (1) and grants it to the first waiter; 0 if not held.",
+     "UNLOCK name owner", cmd_unlock, kNoSub},
+    {"lock.info", 2, kR | kF, 1, 1, 1, "@read @fast", "", "lock", "ours",
+     "The holder of a lock: owner, token, ttl_ms left, waiters; nil if free.", "LOCK.INFO name",
+     cmd_lock_info, kNoSub},
+    {"fence", -3, kW, 0, 0, 0, "@write @slow", "", "lock", "ours",
+     "Runs the command only if token is the current token of the lock (atomically); -FENCED "
+     "otherwise. Without a command: the check alone.",
+     "FENCE name token [command [arg ...]]", cmd_fence, kNoSub, fence_keys},
 };
 
 // Proposed by nodes only.
 const CommandSpec kInternalCommands[] = {
+    // Blocked clients (waiters.h).
+    {"block", -4, kW | kCmdInternal, 0, 0, 0, "@write", "", "list", "ours",
+     "Runs a blocking command, or queues its client.", "BLOCK id lease_ms command [arg ...]",
+     cmd_block, kNoSub},
+    {"unblock", -2, kW | kCmdInternal, 0, 0, 0, "@write", "", "list", "ours",
+     "Gives waiters their timeout reply now.", "UNBLOCK id [id ...]", cmd_unblock, kNoSub},
+    {"renewblock", -3, kW | kCmdInternal, 0, 0, 0, "@write", "", "list", "ours",
+     "Extends the leases of waiters without a timeout.", "RENEWBLOCK lease_ms id [id ...]",
+     cmd_renewblock, kNoSub},
+    {"timers", -2, kW | kCmdInternal, 0, 0, 0, "@write", "", "list", "ours",
+     "Fires the given timers that are due.", "TIMERS timer [timer ...]", cmd_timers, kNoSub},
+    {"unblockstale", 3, kW | kCmdInternal, 0, 0, 0, "@write", "", "list", "ours",
+     "Drops the waiters of a node's previous run.", "UNBLOCKSTALE id_prefix keep_prefix",
+     cmd_unblockstale, kNoSub},
     {"delexpired", -2, kW | kCmdInternal, 1, -1, 1, "@keyspace @write", "", "generic", "ours",
      "Deletes the given keys whose expiry has passed at the entry's stamp.",
      "DELEXPIRED key [key ...]", cmd_delexpired, kNoSub},
@@ -696,7 +759,13 @@ void execute_command(Keyspace& ks, net::ReplyWriter& out, const KvOptions& optio
     return;
   }
   CommandContext ctx{ks, out, options, *spec, random, scripts, events};
+  // The command's writes are logged into its events (keys changed, for
+  // CLIENT TRACKING; "new" and "expired" notifications). A command run
+  // inside another (a script's redis.call) logs into the outer one's.
+  ApplyEvents* const outer = ks.change_log();
+  if (events != nullptr) ks.set_change_log(events);
   spec->handler(ctx, args);
+  ks.set_change_log(outer);
 }
 
 }  // namespace qkv::kv

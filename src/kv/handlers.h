@@ -6,9 +6,11 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "kv/collection.h"
 #include "kv/commands.h"
+#include "kv/events.h"
 
 namespace qkv::kv {
 
@@ -152,6 +154,33 @@ void cmd_script(CommandContext& ctx, Args args);
 void eval_keys(Args args, std::vector<size_t>* out);
 
 // Locks and fencing (lock_commands.cc).
+void cmd_lock(CommandContext& ctx, Args args);
+void cmd_lock_refresh(CommandContext& ctx, Args args);
+void cmd_unlock(CommandContext& ctx, Args args);
+void cmd_lock_info(CommandContext& ctx, Args args);
+void cmd_fence(CommandContext& ctx, Args args);
+void fence_keys(Args args, std::vector<size_t>* out);
+
+// Blocking list commands, run once, and the internal commands of blocked
+// clients (waiters.cc).
+void cmd_blpop(CommandContext& ctx, Args args);
+void cmd_brpop(CommandContext& ctx, Args args);
+void cmd_blmove(CommandContext& ctx, Args args);
+void cmd_brpoplpush(CommandContext& ctx, Args args);
+void cmd_block(CommandContext& ctx, Args args);
+void cmd_unblock(CommandContext& ctx, Args args);
+void cmd_renewblock(CommandContext& ctx, Args args);
+void cmd_timers(CommandContext& ctx, Args args);
+void cmd_unblockstale(CommandContext& ctx, Args args);
+
+// Keyspace notifications (command_util.cc).
+
+// Appends the notification `event` of class `cls` for `key` to the
+// command's apply events, if it has some and they collect notifications
+// (ApplyEvents::want_keyspace). Call it after the change, only when
+// something changed, in Redis's order; "new" and "expired" come from the
+// Keyspace itself (Keyspace::set_change_log).
+void notify(CommandContext& ctx, NotifyClass cls, std::string_view event, std::string_view key);
 
 // --- Helpers ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ bool hset_generic(CommandContext& ctx, Args args, int64_t* added) {
     if (h->set(args[i], args[i + 1])) ++*added;
   }
   h->save();
+  notify(ctx, kNotifyHash, "hset", args[1]);
   return true;
 }
 
@@ -74,6 +75,7 @@ void cmd_hsetnx(CommandContext& ctx, Args args) {
   }
   h->set(args[2], args[3]);
   h->save();
+  notify(ctx, kNotifyHash, "hset", args[1]);
   ctx.out.integer(1);
 }
 
@@ -114,6 +116,8 @@ void cmd_hdel(CommandContext& ctx, Args args) {
       if (h->erase(args[i])) n++;
     }
     h->save();
+    if (n > 0) notify(ctx, kNotifyHash, "hdel", args[1]);
+    if (h->size() == 0) notify(ctx, kNotifyGeneric, "del", args[1]);
   }
   ctx.out.integer(n);
 }
@@ -167,6 +171,7 @@ void cmd_hincrby(CommandContext& ctx, Args args) {
   }
   h->set(args[2], std::to_string(result));
   h->save();
+  notify(ctx, kNotifyHash, "hincrby", args[1]);
   ctx.out.integer(result);
 }
 
@@ -199,6 +204,7 @@ void cmd_hincrbyfloat(CommandContext& ctx, Args args) {
   const std::string text = net::format_long_double(value, net::LongDoubleFormat::kHuman);
   h->set(args[2], text);
   h->save();
+  notify(ctx, kNotifyHash, "hincrbyfloat", args[1]);
   ctx.out.bulk(text);
 }
 

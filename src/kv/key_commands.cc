@@ -37,6 +37,8 @@ void rename_generic(CommandContext& ctx, Args args, bool nx) {
     return;
   }
   ctx.ks.rename(args[1], args[2]);  // with the source's TTL and elements
+  notify(ctx, kNotifyGeneric, "rename_from", args[1]);
+  notify(ctx, kNotifyGeneric, "rename_to", args[2]);
   if (nx) {
     ctx.out.integer(1);
   } else {
@@ -101,9 +103,11 @@ void expire_generic(CommandContext& ctx, Args args, bool seconds, bool relative)
   }
   if (when <= ctx.ks.now_ms()) {
     ctx.ks.remove(args[1]);
+    notify(ctx, kNotifyGeneric, "del", args[1]);
   } else {
     rec->expire_at_ms = when;
     ctx.ks.update(args[1], *rec);
+    notify(ctx, kNotifyGeneric, "expire", args[1]);
   }
   ctx.out.integer(1);
 }
@@ -143,7 +147,10 @@ bool parse_cursor(std::string_view s, uint64_t* out) {
 void cmd_del(CommandContext& ctx, Args args) {
   int64_t n = 0;
   for (size_t i = 1; i < args.size(); i++) {
-    if (ctx.ks.remove(args[i])) n++;
+    if (ctx.ks.remove(args[i])) {
+      notify(ctx, kNotifyGeneric, "del", args[i]);
+      n++;
+    }
   }
   ctx.out.integer(n);
 }
@@ -202,6 +209,7 @@ void cmd_persist(CommandContext& ctx, Args args) {
   }
   rec->expire_at_ms = 0;
   ctx.ks.update(args[1], *rec);
+  notify(ctx, kNotifyGeneric, "persist", args[1]);
   ctx.out.integer(1);
 }
 
@@ -338,7 +346,8 @@ void cmd_dbsize(CommandContext& ctx, Args) {
   ctx.out.integer(static_cast<int64_t>(ctx.ks.counters().keys));
 }
 
-// FLUSHDB [ASYNC | SYNC] | FLUSHALL [ASYNC | SYNC]
+// FLUSHDB [ASYNC | SYNC] | FLUSHALL [ASYNC | SYNC]   (no keyspace notification,
+// as in Redis 7.0; the Keyspace logs the flush for CLIENT TRACKING)
 void cmd_flushdb(CommandContext& ctx, Args args) {
   if (args.size() > 2 || (args.size() == 2 && !ieq(args[1], "async") && !ieq(args[1], "sync"))) {
     ctx.out.error(kErrSyntax);
@@ -349,6 +358,9 @@ void cmd_flushdb(CommandContext& ctx, Args args) {
 }
 
 // DELEXPIRED key [key ...]   (internal)
+//
+// Each deletion's "expired" notification comes from Keyspace::remove()
+// (it is sent for any expired record deleted or overwritten).
 void cmd_delexpired(CommandContext& ctx, Args args) {
   int64_t n = 0;
   for (size_t i = 1; i < args.size(); i++) {

@@ -6,6 +6,7 @@
 
 #include "base/check.h"
 #include "kv/stream.h"
+#include "kv/events.h"
 
 namespace qkv::kv {
 
@@ -101,16 +102,28 @@ void Keyspace::delete_elements(std::string_view key, const Record& old) {
   for (const auto& k : keys) txn_->del(k);
 }
 
+void Keyspace::log_changed(std::string_view key) {
+  auto& keys = log_->keys_changed;
+  if (keys.empty() || keys.back() != key) keys.emplace_back(key);
+}
+
 void Keyspace::put(std::string_view key, const Record& r) {
   auto old = load(key);
   if (old) delete_elements(key, *old);
   write_record(key, old, r);
+  if (log_ == nullptr) return;
+  log_changed(key);
+  if (log_->want_keyspace && (!old || !live(*old)) && removed_live_ != key) {
+    if (old) log_->keyspace.push_back(KeyspaceEvent{kNotifyExpired, "expired", std::string(key)});
+    log_->keyspace.push_back(KeyspaceEvent{kNotifyNew, "new", std::string(key)});
+  }
 }
 
 void Keyspace::update(std::string_view key, const Record& r) {
   auto old = load(key);
   QKV_CHECK(old && old->type == r.type) << "update() of a missing key or to another type";
   write_record(key, old, r);
+  if (log_ != nullptr) log_changed(key);
 }
 
 bool Keyspace::remove(std::string_view key) {
@@ -123,7 +136,18 @@ bool Keyspace::remove(std::string_view key) {
   }
   counters_->keys--;
   txn_->del(data_key(key));
-  return old->expire_at_ms == 0 || old->expire_at_ms > now_ms_;
+  const bool was_live = live(*old);
+  if (log_ != nullptr) {
+    log_changed(key);
+    if (log_->want_keyspace) {
+      if (was_live) {
+        removed_live_.assign(key);
+      } else {
+        log_->keyspace.push_back(KeyspaceEvent{kNotifyExpired, "expired", std::string(key)});
+      }
+    }
+  }
+  return was_live;
 }
 
 void Keyspace::rename(std::string_view from, std::string_view to) {
@@ -137,8 +161,12 @@ void Keyspace::rename(std::string_view from, std::string_view to) {
       return true;
     });
   }
+  // As Redis, which deletes the destination and adds it again: a "new"
+  // notification even over a live key.
+  const bool to_live = log_ != nullptr && log_->want_keyspace && exists(to);
   remove(from);
   put(to, *rec);
+  if (to_live) log_->keyspace.push_back(KeyspaceEvent{kNotifyNew, "new", std::string(to)});
   for (const auto& [sub, v] : elements) put_element(to, sub, v);
 }
 
@@ -149,15 +177,18 @@ std::optional<std::string> Keyspace::get_element(std::string_view key, std::stri
 void Keyspace::put_element(std::string_view key, std::string_view sub_key,
                            std::string_view value) {
   txn_->put(element_key(key, sub_key), std::string(value));
+  if (log_ != nullptr) log_changed(key);
 }
 
 void Keyspace::del_element(std::string_view key, std::string_view sub_key) {
   txn_->del(element_key(key, sub_key));
+  if (log_ != nullptr) log_changed(key);
 }
 
 void Keyspace::del_elements(std::string_view key, std::string_view from, std::string_view to,
                             uint64_t count) {
   if (count == 0) return;
+  if (log_ != nullptr) log_changed(key);
   const std::string begin = element_key(key, from), end = element_key(key, to);
   if (count > kPointDeleteElementsMax) {
     txn_->delete_range(begin, end);
@@ -197,6 +228,7 @@ bool Keyspace::remove_if_expired(std::string_view key) {
 }
 
 void Keyspace::clear() {
+  if (log_ != nullptr) log_->flushed = true;
   // With no record there is nothing under 'k' or 'e': skip the range
   // deletion (RocksDB pays for each range tombstone on later reads until
   // its memtable is flushed).
@@ -347,7 +379,7 @@ Status Keyspace::TEST_check_invariants() {
   });
   if (!bad.is_ok()) return bad;
   if (!txn_->status().is_ok()) return txn_->status();
-  if (!(seen == *counters_)) {
+  if (seen.keys != counters_->keys || seen.expires != counters_->expires) {
     return Status(Code::kCorruption, "counters say keys=" + std::to_string(counters_->keys) +
                                          " expires=" + std::to_string(counters_->expires) +
                                          ", records say keys=" + std::to_string(seen.keys) +

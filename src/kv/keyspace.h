@@ -38,6 +38,8 @@
 
 namespace qkv::kv {
 
+struct ApplyEvents;  // events.h
+
 struct KeyspaceCounters {
   uint64_t keys = 0;
   uint64_t expires = 0;
@@ -109,6 +111,22 @@ class Keyspace {
   void note_list_push(std::string_view key);
   const std::vector<std::string>& lists_pushed() const { return lists_pushed_; }
 
+  // The change log (execute_command() attaches the command's ApplyEvents
+  // for its duration; null: nothing is recorded, the default). While set,
+  // every key written or deleted here is appended to events->keys_changed
+  // (once per run of writes to the same key), clear() sets
+  // events->flushed, and, if events->want_keyspace, the two keyspace
+  // notifications only the Keyspace sees are appended: "expired" when a
+  // record found expired is deleted or overwritten (the leader's expiry
+  // deletion, or a write that replaces it first), then "new" when put()
+  // creates a key that was absent (not one the same command deleted live
+  // just before: SINTERSTORE over an existing key replaces it).
+  void set_change_log(ApplyEvents* events) {
+    log_ = events;
+    removed_live_.clear();
+  }
+  ApplyEvents* change_log() const { return log_; }
+
   // Collections of at most this many elements are deleted element by
   // element; larger ones by one range deletion (txn.h).
   static constexpr uint64_t kPointDeleteElementsMax = 64;
@@ -150,6 +168,10 @@ class Keyspace {
   KeyspaceCounters* counters_;
   int64_t min_expiry_written_ = INT64_MAX;
   std::vector<std::string> lists_pushed_;
+  ApplyEvents* log_ = nullptr;
+  std::string removed_live_;  // the last live key remove() deleted (with log_)
+  // Records a change of `key` in log_ (non-null).
+  void log_changed(std::string_view key);
 };
 
 }  // namespace qkv::kv

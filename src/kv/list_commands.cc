@@ -43,6 +43,16 @@ std::string pop(Collection& l, End end) {
   return end == End::kLeft ? l.pop_front() : l.pop_back();
 }
 
+// Keyspace notifications of a push and of a pop (the latter with a "del"
+// when it emptied the list), after the change.
+void notify_push(CommandContext& ctx, End end, std::string_view key) {
+  notify(ctx, kNotifyList, end == End::kLeft ? "lpush" : "rpush", key);
+}
+void notify_pop(CommandContext& ctx, End end, const Collection& l, std::string_view key) {
+  notify(ctx, kNotifyList, end == End::kLeft ? "lpop" : "rpop", key);
+  if (l.size() == 0) notify(ctx, kNotifyGeneric, "del", key);
+}
+
 // LPUSH, RPUSH, LPUSHX, RPUSHX key element [element ...]
 void push_command(CommandContext& ctx, Args args, End end, bool only_existing) {
   std::optional<Collection> l;
@@ -53,6 +63,7 @@ void push_command(CommandContext& ctx, Args args, End end, bool only_existing) {
   }
   for (size_t i = 2; i < args.size(); i++) push(*l, end, args[i]);
   l->save();
+  notify_push(ctx, end, args[1]);
   ctx.out.integer(static_cast<int64_t>(l->size()));
 }
 
@@ -83,6 +94,7 @@ void pop_command(CommandContext& ctx, Args args, End end) {
     for (uint64_t i = 0; i < n; i++) ctx.out.bulk(pop(*l, end));
   }
   l->save();
+  if (!has_count || count > 0) notify_pop(ctx, end, *l, args[1]);
 }
 
 // Redis's list range rule: negative indexes count from the end; false when
@@ -180,6 +192,7 @@ void cmd_lset(CommandContext& ctx, Args args) {
     return;
   }
   l->set_at(static_cast<uint64_t>(index), args[3]);
+  notify(ctx, kNotifyList, "lset", args[1]);
   ctx.out.ok();
 }
 
@@ -216,6 +229,7 @@ void cmd_linsert(CommandContext& ctx, Args args) {
   }
   l->replace_tail(*at, tail);
   l->save();
+  notify(ctx, kNotifyList, "linsert", args[1]);
   ctx.out.integer(static_cast<int64_t>(l->size()));
 }
 
@@ -257,6 +271,8 @@ void cmd_lrem(CommandContext& ctx, Args args) {
     }
     l->replace_tail(first, kept);
     l->save();
+    notify(ctx, kNotifyList, "lrem", args[1]);
+    if (l->size() == 0) notify(ctx, kNotifyGeneric, "del", args[1]);
   }
   ctx.out.integer(static_cast<int64_t>(n));
 }
@@ -276,6 +292,8 @@ void cmd_ltrim(CommandContext& ctx, Args args) {
       l->drop_front(static_cast<uint64_t>(start));
     }
     l->save();
+    notify(ctx, kNotifyList, "ltrim", args[1]);
+    if (l->size() == 0) notify(ctx, kNotifyGeneric, "del", args[1]);
   }
   ctx.out.ok();
 }
@@ -362,16 +380,20 @@ void cmd_lmove(CommandContext& ctx, Args args) {
   std::optional<Record> dst_rec;
   if (!find_typed(ctx, args[2], ValueType::kList, &dst_rec)) return;
   const std::string v = pop(*src, from);
+  // Notified as Redis does: the push to the destination, then the pop.
   if (args[1] == args[2]) {
     push(*src, to, v);  // a rotation
     src->save();
+    notify_push(ctx, to, args[2]);
   } else {
     src->save();
     std::optional<Collection> dst;
     if (!open_collection(ctx, args[2], ValueType::kList, true, &dst)) return;
     push(*dst, to, v);
     dst->save();
+    notify_push(ctx, to, args[2]);
   }
+  notify_pop(ctx, from, *src, args[1]);
   ctx.out.bulk(v);
 }
 

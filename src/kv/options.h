@@ -30,12 +30,13 @@ struct KvOptions {
   // stopped by SCRIPT KILL, which a replicated log cannot do).
   // The longest script body EVAL and SCRIPT LOAD accept.
   uint64_t script_bytes_max = 4ull << 20;
-  // Lua VM instructions one run may execute (counted in steps of 1000). 100M
-  // is about half a second of pure Lua on a current core: far above what a
-  // Redis-style script (a lock release: ~50) needs, and short enough that a
-  // runaway script holds the group's apply for well under an election
-  // timeout's order of magnitude. C library calls (string.rep, string.find)
-  // count as one instruction; their work is bounded by the memory limit.
+  // Lua VM instructions one run may execute (counted in steps of 1000). Lua
+  // 5.1 runs 80-200M instructions/s here, so 100M is about a second: far
+  // above what a Redis-style script needs (a lock release: ~50), and a
+  // runaway script holds the group's apply (on every replica) for about as
+  // long as Redis takes to start answering BUSY (lua-time-limit: 5 s). C
+  // library calls (string.rep, string.find) count as one instruction; their
+  // work is bounded by the memory limit, except backtracking patterns.
   uint64_t script_instructions_max = 100'000'000;
   // Bytes of Lua heap one run may hold (its fresh state's base libraries,
   // ~30 KiB, included).

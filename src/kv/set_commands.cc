@@ -92,14 +92,28 @@ void set_op_command(CommandContext& ctx, Args args, SetOp op) {
 }
 
 // SINTERSTORE, SUNIONSTORE, SDIFFSTORE destination key [key ...]
-void set_op_store_command(CommandContext& ctx, Args args, SetOp op) {
+void set_op_store_command(CommandContext& ctx, Args args, SetOp op, std::string_view event) {
   std::vector<std::string> members;
   if (!set_operation(ctx, args.subspan(2), op, 0, &members)) return;
+  // An empty result deletes the destination: a "del" if it existed (looked
+  // up only when notifications are collected).
+  const bool dst_existed = members.empty() && ctx.events != nullptr &&
+                           ctx.events->want_keyspace && ctx.ks.exists(args[1]);
   // The destination is replaced whatever it held (an empty result deletes it).
   Collection dst = Collection::create(ctx.ks, args[1], ValueType::kSet);
   for (const auto& m : members) dst.set(m);
   dst.save();
+  if (!members.empty()) {
+    notify(ctx, kNotifySet, event, args[1]);
+  } else if (dst_existed) {
+    notify(ctx, kNotifyGeneric, "del", args[1]);
+  }
   ctx.out.integer(static_cast<int64_t>(members.size()));
+}
+
+// After a removal from the set at `key` saved: "del" if it is now empty.
+void notify_if_emptied(CommandContext& ctx, const Collection& s, std::string_view key) {
+  if (s.size() == 0) notify(ctx, kNotifyGeneric, "del", key);
 }
 
 // SRANDMEMBER and SPOP: `count` members of `s` picked at random, distinct
@@ -130,6 +144,7 @@ void cmd_sadd(CommandContext& ctx, Args args) {
     if (s->set(args[i])) added++;
   }
   s->save();
+  if (added > 0) notify(ctx, kNotifySet, "sadd", args[1]);
   ctx.out.integer(added);
 }
 
@@ -143,6 +158,10 @@ void cmd_srem(CommandContext& ctx, Args args) {
       if (s->erase(args[i])) removed++;
     }
     s->save();
+    if (removed > 0) {
+      notify(ctx, kNotifySet, "srem", args[1]);
+      notify_if_emptied(ctx, *s, args[1]);
+    }
   }
   ctx.out.integer(removed);
 }
@@ -202,9 +221,12 @@ void cmd_smove(CommandContext& ctx, Args args) {
     return;
   }
   src->save();
+  notify(ctx, kNotifySet, "srem", args[1]);
+  notify_if_emptied(ctx, *src, args[1]);
   if (!open_collection(ctx, args[2], ValueType::kSet, true, &dst)) return;
-  dst->set(args[3]);
+  const bool added = dst->set(args[3]);
   dst->save();
+  if (added) notify(ctx, kNotifySet, "sadd", args[2]);
   ctx.out.integer(1);
 }
 
@@ -224,6 +246,8 @@ void cmd_spop(CommandContext& ctx, Args args) {
     const std::string m = pick_members(ctx, *s, 1, false)[0];
     s->erase(m);
     s->save();
+    notify(ctx, kNotifySet, "spop", args[1]);
+    notify_if_emptied(ctx, *s, args[1]);
     ctx.out.bulk(m);
     return;
   }
@@ -238,6 +262,8 @@ void cmd_spop(CommandContext& ctx, Args args) {
       pick_members(ctx, *s, static_cast<uint64_t>(count), false);
   for (const auto& m : popped) s->erase(m);
   s->save();
+  notify(ctx, kNotifySet, "spop", args[1]);
+  notify_if_emptied(ctx, *s, args[1]);
   reply_set(ctx, popped);
 }
 
@@ -308,7 +334,7 @@ void cmd_sintercard(CommandContext& ctx, Args args) {
 
 // SINTERSTORE destination key [key ...]
 void cmd_sinterstore(CommandContext& ctx, Args args) {
-  set_op_store_command(ctx, args, SetOp::kInter);
+  set_op_store_command(ctx, args, SetOp::kInter, "sinterstore");
 }
 
 // SUNION key [key ...]
@@ -316,7 +342,7 @@ void cmd_sunion(CommandContext& ctx, Args args) { set_op_command(ctx, args, SetO
 
 // SUNIONSTORE destination key [key ...]
 void cmd_sunionstore(CommandContext& ctx, Args args) {
-  set_op_store_command(ctx, args, SetOp::kUnion);
+  set_op_store_command(ctx, args, SetOp::kUnion, "sunionstore");
 }
 
 // SDIFF key [key ...]
@@ -324,7 +350,7 @@ void cmd_sdiff(CommandContext& ctx, Args args) { set_op_command(ctx, args, SetOp
 
 // SDIFFSTORE destination key [key ...]
 void cmd_sdiffstore(CommandContext& ctx, Args args) {
-  set_op_store_command(ctx, args, SetOp::kDiff);
+  set_op_store_command(ctx, args, SetOp::kDiff, "sdiffstore");
 }
 
 // SSCAN key cursor [MATCH pattern] [COUNT count]

@@ -1,5 +1,7 @@
 #include "kv/state_machine.h"
 
+#include "kv/waiters.h"
+
 #include <algorithm>
 #include <random>
 
@@ -8,6 +10,7 @@
 #include "kv/kv.pb.h"
 #include "kv/layout.h"
 #include "kv/txn.h"
+#include "kv/waiters.h"
 #include "storage/file_system.h"
 #include "storage/snapshot_file.h"
 
@@ -119,6 +122,17 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
                           mix64(e.index() * 1000003 + static_cast<uint64_t>(i)), scripts_.get(),
                           ev);
           if (req.internal()) expired_deleted += before - counters.keys;
+        }
+        // Blocked clients of the lists this entry pushed to, first blocked
+        // first served (waiters.h); serving may push more (BLMOVE).
+        const std::vector<std::string>& pushed = ks.lists_pushed();
+        for (size_t p = 0; p < pushed.size(); p++) {
+          const std::string key = pushed[p];
+          std::string scratch;
+          net::ReplyWriter w(&scratch);
+          CommandContext ctx{ks, w, options_, *find_command("blpop"),
+                             mix64(e.index() * 1000003 + 999983), scripts_.get(), ev};
+          serve_waiters(ctx, key);
         }
         min_expiry_written = std::min(min_expiry_written, ks.min_expiry_written());
       }
@@ -279,6 +293,15 @@ std::vector<std::string> KvStateMachine::expired_keys_to_delete(int64_t now_ms, 
   return keys;
 }
 
+std::vector<std::string> KvStateMachine::due_timers(int64_t now_ms, size_t max_n) {
+  Txn txn(store_, group_, /*writable=*/false);
+  KeyspaceCounters counters = counters_;
+  Keyspace ks(&txn, now_ms, &counters);
+  auto timers = kv::due_timers(ks, max_n);
+  if (!txn.status().is_ok()) return {};
+  return timers;
+}
+
 Status KvStateMachine::TEST_check_invariants() {
   Txn txn(store_, group_, /*writable=*/false);
   KeyspaceCounters counters = counters_;
@@ -329,6 +352,12 @@ std::string encode_expired_deletion(int64_t stamp_ms, std::span<const std::strin
   args.push_back(kDelExpiredCommand);
   for (const auto& k : keys) args.push_back(k);
   RequestView r{net::Protocol::kResp2, args, true};
+  return encode_batch(stamp_ms, std::span<const RequestView>(&r, 1));
+}
+
+std::string encode_internal(int64_t stamp_ms, net::Protocol protocol,
+                            std::span<const std::string_view> args) {
+  RequestView r{protocol, args, true};
   return encode_batch(stamp_ms, std::span<const RequestView>(&r, 1));
 }
 

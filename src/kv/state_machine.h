@@ -110,6 +110,10 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   // report it).
   std::vector<std::string> expired_keys_to_delete(int64_t now_ms, size_t max_n);
 
+  // Up to max_n timers of blocked clients and locks due at now_ms, for the
+  // leader's `timers` entry (waiters.h); empty after a read error.
+  std::vector<std::string> due_timers(int64_t now_ms, size_t max_n);
+
   // Keys stored (expired ones not yet deleted included: DBSIZE) and keys
   // with an expiry (INFO keyspace).
   uint64_t key_count() const { return counters_.keys; }
@@ -163,6 +167,11 @@ std::string encode_request(int64_t stamp_ms, net::Protocol protocol,
 // The payload of an entry deleting the given keys if they are expired at
 // its stamp (internal: clients cannot send it).
 std::string encode_expired_deletion(int64_t stamp_ms, std::span<const std::string> keys);
+
+// The payload of an entry holding one internal command (waiters.h); its
+// replies (and a blocked client's) in `protocol`.
+std::string encode_internal(int64_t stamp_ms, net::Protocol protocol,
+                            std::span<const std::string_view> args);
 
 // Cuts the concatenated replies of an entry into `n` replies, each exactly
 // as written. kCorruption if the bytes do not hold exactly n replies.

@@ -74,6 +74,8 @@ void setex_generic(CommandContext& ctx, Args args, ExpireArg unit) {
   int64_t at = 0;
   if (!parse_expire_at(ctx, unit, args[2], &at)) return;
   ctx.ks.put(args[1], string_record(args[3], at));
+  notify(ctx, kNotifyString, "set", args[1]);
+  notify(ctx, kNotifyGeneric, "expire", args[1]);
   ctx.out.ok();
 }
 
@@ -93,6 +95,7 @@ void incr_generic(CommandContext& ctx, std::string_view key, int64_t delta) {
   }
   // An existing key keeps its TTL.
   ctx.ks.put(key, string_record(std::to_string(result), rec ? rec->expire_at_ms : 0));
+  notify(ctx, kNotifyString, "incrby", key);
   ctx.out.integer(result);
 }
 
@@ -189,6 +192,8 @@ void cmd_set(CommandContext& ctx, Args args) {
   // An absolute expiry already past stores the key expired (as Redis does):
   // absent from now on, counted by DBSIZE until the expiry deletion.
   ctx.ks.put(args[1], string_record(args[2], at));
+  notify(ctx, kNotifyString, "set", args[1]);
+  if (expire != ExpireArg::kNone) notify(ctx, kNotifyGeneric, "expire", args[1]);
   if (get) {
     reply_string_or_null(ctx, old);
   } else {
@@ -203,6 +208,7 @@ void cmd_setnx(CommandContext& ctx, Args args) {
     return;
   }
   ctx.ks.put(args[1], string_record(args[2]));
+  notify(ctx, kNotifyString, "set", args[1]);
   ctx.out.integer(1);
 }
 
@@ -217,6 +223,7 @@ void cmd_getset(CommandContext& ctx, Args args) {
   std::optional<Record> old;
   if (!find_string(ctx, args[1], &old)) return;
   ctx.ks.put(args[1], string_record(args[2]));
+  notify(ctx, kNotifyString, "set", args[1]);
   reply_string_or_null(ctx, old);
 }
 
@@ -224,7 +231,10 @@ void cmd_getset(CommandContext& ctx, Args args) {
 void cmd_getdel(CommandContext& ctx, Args args) {
   std::optional<Record> old;
   if (!find_string(ctx, args[1], &old)) return;
-  if (old) ctx.ks.remove(args[1]);
+  if (old) {
+    ctx.ks.remove(args[1]);
+    notify(ctx, kNotifyGeneric, "del", args[1]);
+  }
   reply_string_or_null(ctx, old);
 }
 
@@ -263,13 +273,16 @@ void cmd_getex(CommandContext& ctx, Args args) {
   if (expire != ExpireArg::kNone) {
     if (at <= ctx.ks.now_ms()) {
       ctx.ks.remove(args[1]);
+      notify(ctx, kNotifyGeneric, "del", args[1]);
     } else {
       rec->expire_at_ms = at;
       ctx.ks.put(args[1], *rec);
+      notify(ctx, kNotifyGeneric, "expire", args[1]);
     }
   } else if (persist && rec->expire_at_ms != 0) {
     rec->expire_at_ms = 0;
     ctx.ks.put(args[1], *rec);
+    notify(ctx, kNotifyGeneric, "persist", args[1]);
   }
 }
 
@@ -292,7 +305,10 @@ void cmd_mset(CommandContext& ctx, Args args) {
     ctx.out.error(arity_error(ctx.spec.name));
     return;
   }
-  for (size_t i = 1; i < args.size(); i += 2) ctx.ks.put(args[i], string_record(args[i + 1]));
+  for (size_t i = 1; i < args.size(); i += 2) {
+    ctx.ks.put(args[i], string_record(args[i + 1]));
+    notify(ctx, kNotifyString, "set", args[i]);
+  }
   ctx.out.ok();
 }
 
@@ -308,7 +324,10 @@ void cmd_msetnx(CommandContext& ctx, Args args) {
       return;
     }
   }
-  for (size_t i = 1; i < args.size(); i += 2) ctx.ks.put(args[i], string_record(args[i + 1]));
+  for (size_t i = 1; i < args.size(); i += 2) {
+    ctx.ks.put(args[i], string_record(args[i + 1]));
+    notify(ctx, kNotifyString, "set", args[i]);
+  }
   ctx.out.integer(1);
 }
 
@@ -318,6 +337,7 @@ void cmd_append(CommandContext& ctx, Args args) {
   if (!find_string(ctx, args[1], &rec)) return;
   if (!rec) {
     ctx.ks.put(args[1], string_record(args[2]));
+    notify(ctx, kNotifyString, "append", args[1]);
     ctx.out.integer(static_cast<int64_t>(args[2].size()));
     return;
   }
@@ -327,6 +347,7 @@ void cmd_append(CommandContext& ctx, Args args) {
   }
   rec->payload.append(args[2]);
   ctx.ks.put(args[1], *rec);  // keeps the TTL
+  notify(ctx, kNotifyString, "append", args[1]);
   ctx.out.integer(static_cast<int64_t>(rec->payload.size()));
 }
 
@@ -391,6 +412,7 @@ void cmd_setrange(CommandContext& ctx, Args args) {
   if (r.payload.size() < off + value.size()) r.payload.resize(off + value.size(), '\0');
   r.payload.replace(off, value.size(), value);
   ctx.ks.put(args[1], r);  // an existing key keeps its TTL
+  notify(ctx, kNotifyString, "setrange", args[1]);
   ctx.out.integer(static_cast<int64_t>(r.payload.size()));
 }
 
@@ -439,6 +461,7 @@ void cmd_incrbyfloat(CommandContext& ctx, Args args) {
   std::string text = net::format_long_double(value, net::LongDoubleFormat::kHuman);
   ctx.out.bulk(text);
   ctx.ks.put(args[1], string_record(text, rec ? rec->expire_at_ms : 0));
+  notify(ctx, kNotifyString, "incrbyfloat", args[1]);
 }
 
 // CAS key expected new
@@ -456,6 +479,7 @@ void cmd_cas(CommandContext& ctx, Args args) {
   }
   rec->payload.assign(args[3]);
   ctx.ks.put(args[1], *rec);
+  notify(ctx, kNotifyString, "set", args[1]);  // ours: a CAS that swaps is a SET
   ctx.out.integer(1);
 }
 

@@ -48,7 +48,11 @@ Status ServerConfig::validate() const {
   if (maxclients == 0) return bad("maxclients must be positive");
   if (client_pipeline_max == 0) return bad("client-pipeline-max must be positive");
   if (expire_interval_ms <= 0) return bad("expire-interval-ms must be positive");
+  if (block_lease_ms < 300) return bad("block-lease-ms must be at least 300");
   if (expire_keys_per_entry == 0) return bad("expire-keys-per-entry must be positive");
+  if (notify_keyspace_events.find_first_not_of("AKEg$lshzxetmnd") != std::string::npos) {
+    return bad("notify-keyspace-events: invalid event class character; use 'Ag$lshzxeKEtmdn'");
+  }
   return Status::ok();
 }
 
@@ -119,7 +123,13 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
                  "how often the leader deletes expired keys");
   app.add_option("--expire-keys-per-entry", c.expire_keys_per_entry,
                  "expired keys deleted per log entry");
+  app.add_option("--block-lease-ms", c.block_lease_ms,
+                 "lease of a blocked client without timeout, renewed by its node");
   app.add_option("--requirepass", c.requirepass, "password clients must AUTH with");
+  app.add_option("--notify-keyspace-events", c.notify_keyspace_events,
+                 "keyspace notification classes, as Redis's (e.g. KEA; default none)");
+  app.add_option("--tracking-table-max-keys", c.tracking_table_max_keys,
+                 "keys CLIENT TRACKING remembers before invalidating the oldest (0: no limit)");
   app.add_option("--log-level", c.log_level, "debug, info, warn, error");
   std::vector<const char*> argv;
   argv.push_back("quorumkv");
@@ -170,7 +180,10 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       num("client-pipeline-max", &c.client_pipeline_max);
       num("expire-interval-ms", &c.expire_interval_ms);
       num("expire-keys-per-entry", &c.expire_keys_per_entry);
+      num("block-lease-ms", &c.block_lease_ms);
       str("requirepass", &c.requirepass);
+      str("notify-keyspace-events", &c.notify_keyspace_events);
+      num("tracking-table-max-keys", &c.tracking_table_max_keys);
       str("log-level", &c.log_level);
     } catch (const toml::parse_error& e) {
       return Status(Code::kInvalidArgument,

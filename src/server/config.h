@@ -59,7 +59,16 @@ struct ServerConfig {
   // deletes per log entry.
   int expire_interval_ms = 100;
   uint64_t expire_keys_per_entry = 128;
+  // Blocked clients without a timeout (BLPOP k 0) hold a lease in the
+  // replicated state that their node renews every third of it; a node that
+  // dies leaves waiters that end within this time.
+  int block_lease_ms = 15000;
   std::string requirepass;  // AUTH password; empty: none
+  // Keyspace notifications: Redis's class letters (KEg$lshzxetmndA); empty:
+  // none. CLIENT TRACKING: keys remembered for the default mode before the
+  // oldest are invalidated early (0: no limit).
+  std::string notify_keyspace_events;       // notify-keyspace-events
+  uint64_t tracking_table_max_keys = 1000000;  // tracking-table-max-keys
 
   std::string log_level = "info";
 

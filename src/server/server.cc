@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "kv/kv.pb.h"
+#include "kv/waiters.h"
 
 namespace qkv::server {
 
@@ -284,6 +285,8 @@ awaitable<void> Server::client_writer(std::shared_ptr<Client> c, Alive alive) {
   c->closed = true;
   c->read_wake.cancel();
   clients_.erase(c->id);
+  untrack_client(*c);
+  unblock_client(*c);  // blocking.cc
 }
 
 // ---------------------------------------------------------------------------
@@ -309,6 +312,7 @@ void Server::execute(const std::shared_ptr<Client>& c, std::vector<std::string> 
     return;
   }
   c->last_cmd = lower(args[0]);
+  track_reads(c, *spec, args, reply);  // CLIENT TRACKING (notify.cc)
   auto t0 = Clock::now();
   auto& cs = stats_.commandstats[std::string(spec->name)];
   cs.first++;
@@ -322,6 +326,7 @@ void Server::execute(const std::shared_ptr<Client>& c, std::vector<std::string> 
     execute_local(c, *spec, args, r);
     return;
   }
+  if ((spec->flags & kv::kCmdBlocking) && execute_blocking(c, args, timed)) return;
   execute_data(*spec, std::move(args), c->proto, c->stale_reads, std::move(timed));
 }
 
@@ -400,6 +405,14 @@ void Server::propose_or_forward(std::vector<std::string> args, net::Protocol pro
 
 namespace {
 
+// The server's own internal requests (blocked clients: waiters.h) travel
+// the write path like client commands; clients can never name them (the
+// dispatch looks commands up in the client table first).
+bool is_internal(const std::vector<std::string>& args) {
+  return !args.empty() && kv::find_command(args[0]) == nullptr &&
+         kv::find_internal_command(args[0]) != nullptr;
+}
+
 std::string encode_commands(int64_t stamp_ms, net::Protocol proto,
                             const std::vector<std::vector<std::string>>& cmds) {
   std::vector<std::vector<std::string_view>> v;
@@ -408,7 +421,7 @@ std::string encode_commands(int64_t stamp_ms, net::Protocol proto,
   reqs.reserve(cmds.size());
   for (const auto& c : cmds) {
     v.emplace_back(c.begin(), c.end());
-    reqs.push_back(kv::RequestView{proto, v.back(), false});
+    reqs.push_back(kv::RequestView{proto, v.back(), is_internal(c)});
   }
   return kv::encode_batch(stamp_ms, reqs);
 }
@@ -481,6 +494,7 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
     kvpb::KvRequest req;
     for (auto& a : cmds[0]) req.add_args(a);
     req.set_protocol(static_cast<uint32_t>(proto));
+    req.set_internal(is_internal(cmds[0]));
     f.set_payload(req.SerializeAsString());
   }
   stats_.forwarded++;
@@ -576,14 +590,22 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
     run_admin_change(std::move(args), [answer](std::string bytes) { answer('R', std::move(bytes)); });
     return;
   }
-  const kv::CommandSpec* spec = kv::find_command(args[0]);
+  // Internal requests a follower may forward: its blocked clients'.
+  const kv::CommandSpec* spec =
+      req.internal() ? kv::find_internal_command(args[0]) : kv::find_command(args[0]);
+  if (req.internal() && spec != nullptr && spec->name != kv::kBlockCommand &&
+      spec->name != kv::kUnblockCommand && spec->name != kv::kRenewBlockCommand &&
+      spec->name != kv::kUnblockStaleCommand) {
+    spec = nullptr;
+  }
   if (spec == nullptr || !spec->is_write() || !kv::arity_ok(*spec, args.size())) {
     answer('R', err("ERR forwarded request is not a valid write command"));
     return;
   }
   auto proto = req.protocol() == 3 ? net::Protocol::kResp3 : net::Protocol::kResp2;
   auto v = views(args);
-  std::string payload = kv::encode_request(now_ms(), proto, v);
+  std::string payload = req.internal() ? kv::encode_internal(now_ms(), proto, v)
+                                       : kv::encode_request(now_ms(), proto, v);
   node_->propose(kGroup, std::move(payload), answer_proposal(std::move(answer), 'R'));
 }
 
@@ -615,6 +637,7 @@ void Server::expire_tick() {
         node_->propose(kGroup, kv::encode_expired_deletion(t, keys), [](Status, std::string) {});
       }
     }
+    blocking_tick();
     expire_tick();
   });
 }

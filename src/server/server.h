@@ -19,10 +19,12 @@
 
 #include <chrono>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <asio.hpp>
@@ -100,6 +102,19 @@ class Server {
     std::set<std::string> patterns;
     // WATCHed keys, each with the applied index when it was watched.
     std::vector<std::pair<std::string, uint64_t>> watched;
+    // --- CLIENT TRACKING (notify.cc) ---
+    struct Tracking {
+      bool on = false;
+      bool bcast = false;
+      bool optin = false;
+      bool optout = false;
+      bool noloop = false;  // accepted, no effect (docs/COMMANDS.md)
+      bool broken_redirect = false;
+      int caching = 0;        // CLIENT CACHING for the next command: 1 YES, -1 NO, 0 none
+      uint64_t redirect = 0;  // the client that receives the invalidations (0: this one)
+      std::vector<std::string> prefixes;  // BCAST ("" = every key)
+    } tracking;
+    // --- end CLIENT TRACKING ---
     bool closing = false;  // close once everything queued is written
     bool closed = false;
   };
@@ -160,6 +175,57 @@ class Server {
   bool keyspace_events_wanted() const;
   void notify_keyspace(const kv::ApplyEvents& ev);
   void invalidate_tracked(const kv::ApplyEvents& ev);
+  // notify-keyspace-events: CONFIG GET's normalised value; CONFIG SET's
+  // (empty, or the error without "ERR "), which also tells the state machine
+  // whether to collect notifications.
+  std::string notify_keyspace_events_value() const;
+  std::string set_notify_keyspace_events(std::string_view flags);
+  // tracking-table-max-keys changed: invalidates the oldest keys over it.
+  void set_tracking_table_max_keys(uint64_t n);
+  // CLIENT TRACKING | CACHING | GETREDIR | TRACKINGINFO (sub: lower case):
+  // writes the reply to w, or returns an error (with its code).
+  std::string client_tracking(const std::shared_ptr<Client>& c, const std::string& sub,
+                              const std::vector<std::string>& args, net::ReplyWriter& w);
+  // Called by execute() for every dispatched command: ends CLIENT CACHING's
+  // effect, and for a read of a tracking client remembers its keys when the
+  // reply is made (right after the read ran: nothing applied in between).
+  void track_reads(const std::shared_ptr<Client>& c, const kv::CommandSpec& spec,
+                   const std::vector<std::string>& args, ReplyFn& reply);
+  // A connection closed: forgets its tracking state.
+  void untrack_client(Client& c);
+  void remember_tracked_keys(uint64_t client_id, const std::vector<std::string>& keys);
+  // Sends one invalidation (keys, or null: everything) for a tracking client.
+  void send_invalidation(const std::shared_ptr<Client>& c,
+                         const std::vector<std::string_view>* keys);
+  void invalidate_tracked_key(std::string_view key);
+  std::shared_ptr<Client> live_client(uint64_t id) const;
+  // The default mode's table: key -> the clients that read it, oldest first
+  // (bounded by tracking-table-max-keys); every tracking client; BCAST ones.
+  struct TrackedKey {
+    std::vector<uint64_t> clients;
+    std::list<const std::string*>::iterator age;
+  };
+  std::unordered_map<std::string, TrackedKey> tracked_keys_;
+  std::list<const std::string*> tracked_order_;
+  std::map<uint64_t, std::weak_ptr<Client>> tracking_clients_;
+  std::map<uint64_t, std::weak_ptr<Client>> bcast_clients_;
+  // Blocked clients (blocking.cc; kv/waiters.h). A top-level blocking
+  // command waits in the replicated state under an id of this node; the
+  // node answers it from its own applies (ApplyEvents::served).
+  bool execute_blocking(const std::shared_ptr<Client>& c, std::vector<std::string>& args,
+                        ReplyFn reply);
+  void serve_blocked(kv::ApplyEvents& ev);
+  void unblock_client(const Client& c);
+  void blocking_tick();
+  struct Blocked {
+    uint64_t client_id = 0;
+    ReplyFn reply;
+  };
+  std::map<std::string, Blocked> blocked_;  // by waiter id
+  uint64_t next_waiter_ = 1;
+  bool timers_inflight_ = false;
+  bool stale_waiters_dropped_ = false;
+  std::chrono::steady_clock::time_point next_renewal_{};
   // The leader's side of a transaction a follower forwarded.
   using ForwardAnswer = std::function<void(char kind, std::string bytes)>;
   void forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer);

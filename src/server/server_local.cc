@@ -297,6 +297,12 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
                 " omem=" + std::to_string(cc->out.size()) + " cmd=" + cc->last_cmd + "\n";
       }
       w.verbatim(text);
+    } else if (sub == "tracking" || sub == "caching" || sub == "getredir" ||
+               sub == "trackinginfo") {
+      if (std::string e = client_tracking(c, sub, args, w); !e.empty()) {
+        reply(err(e));
+        return;
+      }
     } else {
       reply(err(kv::unknown_subcommand_error("CLIENT", args[1])));
       return;
@@ -322,13 +328,14 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"snapshot-fetch-timeout-ms", std::to_string(cfg_.snapshot_fetch_timeout_ms)},
         {"snapshot-recv-bytes-per-sec", std::to_string(cfg_.snapshot_recv_bytes_per_sec)},
         {"databases", "1"},
+        {"notify-keyspace-events", notify_keyspace_events_value()},
+        {"tracking-table-max-keys", std::to_string(cfg_.tracking_table_max_keys)},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},
         {"save", ""},
         {"maxmemory", "0"},
         {"maxmemory-policy", "noeviction"},
-        {"notify-keyspace-events", ""},
         {"timeout", "0"},
         {"tcp-keepalive", "300"},
     };
@@ -368,9 +375,16 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
           cfg_.client_output_buffer_limit = static_cast<uint64_t>(n);
         } else if (k == "requirepass") {
           cfg_.requirepass = v;
+        } else if (k == "notify-keyspace-events") {
+          if (std::string e = set_notify_keyspace_events(v); !e.empty()) {
+            reply(err(e));
+            return;
+          }
+        } else if (k == "tracking-table-max-keys" && num) {
+          set_tracking_table_max_keys(static_cast<uint64_t>(n));
         } else if (k == "appendonly" || k == "appendfsync" || k == "save" ||
                    k == "maxmemory" || k == "maxmemory-policy" || k == "timeout" ||
-                   k == "tcp-keepalive" || k == "notify-keyspace-events") {
+                   k == "tcp-keepalive") {
           // Accepted and ignored: durability and memory are not these knobs here.
         } else {
           reply(err("ERR Unknown option or number of arguments for CONFIG SET - '" + args[i] +
