@@ -50,7 +50,8 @@ const CommandSpec kClientSubcommands[] = {
     {"client|getname", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
      "2.6.9", "Returns the name of the connection.", "CLIENT GETNAME", nullptr, kNoSub},
     {"client|getredir", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
-     "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected.",
+     "6.0.0",
+     "Returns the client ID to which the connection's tracking notifications are redirected.",
      "CLIENT GETREDIR", nullptr, kNoSub},
     {"client|help", 2, kLocal | kLS, 0, 0, 0, "@slow @connection", "", "connection", "5.0.0",
      "Returns helpful text about the different subcommands.", "CLIENT HELP", nullptr, kNoSub},
@@ -68,9 +69,8 @@ const CommandSpec kClientSubcommands[] = {
      "CLIENT TRACKING <ON | OFF> [REDIRECT client-id] [PREFIX prefix [PREFIX prefix ...]] "
      "[BCAST] [OPTIN] [OPTOUT] [NOLOOP]",
      nullptr, kNoSub},
-    {"client|trackinginfo", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "",
-     "connection", "6.2.0",
-     "Returns information about server-assisted client-side caching for the connection.",
+    {"client|trackinginfo", 2, kLocal | kNoScriptLS, 0, 0, 0, "@slow @connection", "", "connection",
+     "6.2.0", "Returns information about server-assisted client-side caching for the connection.",
      "CLIENT TRACKINGINFO", nullptr, kNoSub},
 };
 

@@ -97,8 +97,8 @@ void set_op_store_command(CommandContext& ctx, Args args, SetOp op, std::string_
   if (!set_operation(ctx, args.subspan(2), op, 0, &members)) return;
   // An empty result deletes the destination: a "del" if it existed (looked
   // up only when notifications are collected).
-  const bool dst_existed = members.empty() && ctx.events != nullptr &&
-                           ctx.events->want_keyspace && ctx.ks.exists(args[1]);
+  const bool dst_existed = members.empty() && ctx.events != nullptr && ctx.events->want_keyspace &&
+                           ctx.ks.exists(args[1]);
   // The destination is replaced whatever it held (an empty result deletes it).
   Collection dst = Collection::create(ctx.ks, args[1], ValueType::kSet);
   for (const auto& m : members) dst.set(m);

@@ -67,7 +67,7 @@ struct ServerConfig {
   // Keyspace notifications: Redis's class letters (KEg$lshzxetmndA); empty:
   // none. CLIENT TRACKING: keys remembered for the default mode before the
   // oldest are invalidated early (0: no limit).
-  std::string notify_keyspace_events;       // notify-keyspace-events
+  std::string notify_keyspace_events;          // notify-keyspace-events
   uint64_t tracking_table_max_keys = 1000000;  // tracking-table-max-keys
 
   std::string log_level = "info";

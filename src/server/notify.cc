@@ -43,8 +43,7 @@ constexpr uint32_t kNotifyAll = kv::kNotifyGeneric | kv::kNotifyString | kv::kNo
                                 kv::kNotifyExpired | kv::kNotifyEvicted | kv::kNotifyStream |
                                 kNotifyModule;  // A: every class but m and n
 
-constexpr std::string_view kBadEventClass =
-    "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
+constexpr std::string_view kBadEventClass = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
 constexpr std::string_view kInvalidateChannel = "__redis__:invalidate";
 
 // The bits of a notify-keyspace-events string; false for an unknown letter.
@@ -52,22 +51,53 @@ bool parse_notify_flags(std::string_view s, uint32_t* flags) {
   uint32_t f = 0;
   for (char ch : s) {
     switch (ch) {
-      case 'A': f |= kNotifyAll; break;
-      case 'g': f |= kv::kNotifyGeneric; break;
-      case '$': f |= kv::kNotifyString; break;
-      case 'l': f |= kv::kNotifyList; break;
-      case 's': f |= kv::kNotifySet; break;
-      case 'h': f |= kv::kNotifyHash; break;
-      case 'z': f |= kv::kNotifyZSet; break;
-      case 'x': f |= kv::kNotifyExpired; break;
-      case 'e': f |= kv::kNotifyEvicted; break;
-      case 't': f |= kv::kNotifyStream; break;
-      case 'm': f |= kv::kNotifyKeyMiss; break;
-      case 'n': f |= kv::kNotifyNew; break;
-      case 'd': f |= kNotifyModule; break;
-      case 'K': f |= kNotifyKeyspace; break;
-      case 'E': f |= kNotifyKeyevent; break;
-      default: return false;
+      case 'A':
+        f |= kNotifyAll;
+        break;
+      case 'g':
+        f |= kv::kNotifyGeneric;
+        break;
+      case '$':
+        f |= kv::kNotifyString;
+        break;
+      case 'l':
+        f |= kv::kNotifyList;
+        break;
+      case 's':
+        f |= kv::kNotifySet;
+        break;
+      case 'h':
+        f |= kv::kNotifyHash;
+        break;
+      case 'z':
+        f |= kv::kNotifyZSet;
+        break;
+      case 'x':
+        f |= kv::kNotifyExpired;
+        break;
+      case 'e':
+        f |= kv::kNotifyEvicted;
+        break;
+      case 't':
+        f |= kv::kNotifyStream;
+        break;
+      case 'm':
+        f |= kv::kNotifyKeyMiss;
+        break;
+      case 'n':
+        f |= kv::kNotifyNew;
+        break;
+      case 'd':
+        f |= kNotifyModule;
+        break;
+      case 'K':
+        f |= kNotifyKeyspace;
+        break;
+      case 'E':
+        f |= kNotifyKeyevent;
+        break;
+      default:
+        return false;
     }
   }
   *flags = f;
@@ -82,8 +112,8 @@ std::string notify_flags_string(uint32_t f) {
     s += 'A';
   } else {
     static constexpr std::pair<uint32_t, char> kLetters[] = {
-        {kv::kNotifyGeneric, 'g'}, {kv::kNotifyString, '$'}, {kv::kNotifyList, 'l'},
-        {kv::kNotifySet, 's'},     {kv::kNotifyHash, 'h'},   {kv::kNotifyZSet, 'z'},
+        {kv::kNotifyGeneric, 'g'}, {kv::kNotifyString, '$'},  {kv::kNotifyList, 'l'},
+        {kv::kNotifySet, 's'},     {kv::kNotifyHash, 'h'},    {kv::kNotifyZSet, 'z'},
         {kv::kNotifyExpired, 'x'}, {kv::kNotifyEvicted, 'e'}, {kv::kNotifyStream, 't'},
         {kNotifyModule, 'd'},      {kv::kNotifyNew, 'n'}};
     for (auto [bit, letter] : kLetters) {
@@ -366,10 +396,12 @@ std::string Server::client_tracking(const std::shared_ptr<Client>& c, const std:
     }
     const std::string opt = lower(args[2]);
     if (opt == "yes") {
-      if (!t.optin) return "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.";
+      if (!t.optin)
+        return "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.";
       t.caching = 1;
     } else if (opt == "no") {
-      if (!t.optout) return "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.";
+      if (!t.optout)
+        return "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.";
       t.caching = -1;
     } else {
       return std::string(kv::kErrSyntax);
