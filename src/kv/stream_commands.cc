@@ -361,9 +361,10 @@ bool parse_read_args(CommandContext& ctx, Args args, bool group_cmd, ReadArgs* r
       r->streams_at = i + 1;
       const size_t n = args.size() - r->streams_at;
       if (n % 2 != 0) {
-        ctx.out.error(std::string("ERR Unbalanced '") + (group_cmd ? "xreadgroup" : "xread") +
-                      "' list of streams: for each stream key an ID or '" +
-                      (group_cmd ? ">" : "$") + "' must be specified.");
+        // Redis 7.0's text, for XREADGROUP too.
+        ctx.out.error(
+            "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be "
+            "specified.");
         return false;
       }
       r->nkeys = n / 2;
@@ -1030,9 +1031,9 @@ void cmd_xgroup(CommandContext& ctx, Args args) {
     }
     return true;
   };
-  if (op == "create") {
+  if (op == "create" || op == "setid") {
     for (size_t i = 5; i < args.size();) {
-      if (ieq(args[i], "mkstream")) {
+      if (op == "create" && ieq(args[i], "mkstream")) {
         mkstream = true;
         i++;
       } else if (ieq(args[i], "entriesread") && i + 1 < args.size()) {
@@ -1135,13 +1136,13 @@ void cmd_xack(CommandContext& ctx, Args args) {
   if (!open_stream(ctx, args[1], &s)) return;
   std::optional<StreamGroup> g;
   if (s) g = s->group(args[2]);
+  if (!g) {  // nothing to acknowledge: the ids are not even parsed (Redis)
+    ctx.out.integer(0);
+    return;
+  }
   std::vector<StreamId> ids(args.size() - 3);
   for (size_t j = 3; j < args.size(); j++) {
     if (!parse_strict_id(ctx, args[j], &ids[j - 3])) return;
-  }
-  if (!g) {
-    ctx.out.integer(0);
-    return;
   }
   int64_t acked = 0;
   for (StreamId id : ids) {

@@ -257,7 +257,7 @@ TEST_F(KvStream, ReadAndStreamsArguments) {
   EXPECT_EQ(kv({"XREAD", "BLOCK", "0", "STREAMS", "a", "$"}), kNullArr);
   EXPECT_EQ(kv({"XREAD", "BLOCK", "-1", "STREAMS", "a", "$"}), Err("ERR timeout is negative"));
   EXPECT_EQ(kv({"XREAD", "STREAMS", "a", "b", "0"}),
-            Err("ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be "
+            Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be "
                 "specified."));
   EXPECT_EQ(kv({"XREAD", "STREAMS", "a", ">"}),
             Err("ERR The > ID can be specified only when calling XREADGROUP using the GROUP "
