@@ -753,6 +753,23 @@ int safe_load(lua_State* L) {
   return 2;
 }
 
+// pcall() as in Redis 7.0: an error table with an `err` field (a failed
+// redis.call, error({err = ...})) is caught as its text.
+int redis_style_pcall(lua_State* L) {
+  luaL_checkany(L, 1);
+  const int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  lua_pushboolean(L, status == 0 ? 1 : 0);
+  lua_insert(L, 1);
+  if (status != 0 && lua_type(L, -1) == LUA_TTABLE) {
+    if (raw_field(L, -1, "err") == LUA_TSTRING) {
+      lua_replace(L, -2);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  return lua_gettop(L);
+}
+
 int globals_newindex(lua_State* L) { return luaL_error(L, "Attempt to modify a readonly table"); }
 
 int globals_index(lua_State* L) {
@@ -808,6 +825,8 @@ void setup_globals(lua_State* L, Run* run) {
   lua_setglobal(L, "load");
   lua_pushcfunction(L, deterministic_tostring);
   lua_setglobal(L, "tostring");
+  lua_pushcfunction(L, redis_style_pcall);
+  lua_setglobal(L, "pcall");
   lua_newtable(L);
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
