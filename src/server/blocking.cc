@@ -57,7 +57,10 @@ bool Server::execute_blocking(const std::shared_ptr<Client>& c, std::vector<std:
         if (!*alive) return;
         auto it = blocked_.find(id);
         if (it == blocked_.end()) return;  // served (or gone) already
-        if (r == kv::kBlockedReply) return;  // waits: an apply will answer it
+        if (r == kv::kBlockedReply) {  // waits: an apply will answer it
+          it->second.queued = true;
+          return;
+        }
         Blocked b = std::move(it->second);
         blocked_.erase(it);
         if (r.starts_with("-CLUSTERDOWN")) {
@@ -70,6 +73,12 @@ bool Server::execute_blocking(const std::shared_ptr<Client>& c, std::vector<std:
       },
       Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms));
   return true;
+}
+
+size_t Server::blocked_clients() const {
+  size_t n = 0;
+  for (const auto& [id, b] : blocked_) n += b.queued ? 1 : 0;
+  return n;
 }
 
 void Server::serve_blocked(kv::ApplyEvents& ev) {

@@ -220,7 +220,10 @@ class Server {
   struct Blocked {
     uint64_t client_id = 0;
     ReplyFn reply;
+    bool queued = false;  // `block` answered: it waits in the replicated state
   };
+  // INFO clients: this node's clients waiting in the replicated state.
+  size_t blocked_clients() const;
   std::map<std::string, Blocked> blocked_;  // by waiter id
   uint64_t next_waiter_ = 1;
   bool timers_inflight_ = false;

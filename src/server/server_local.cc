@@ -451,7 +451,7 @@ std::string Server::info(const std::string& section, net::Protocol) {
     size_t n = 0;
     for (const auto& [id, wc] : clients_) n += !wc.expired();
     o << "# Clients\r\nconnected_clients:" << n << "\r\nmaxclients:" << cfg_.maxclients
-      << "\r\nblocked_clients:0\r\n\r\n";
+      << "\r\nblocked_clients:" << blocked_clients() << "\r\n\r\n";
   }
   if (want("memory")) {
     const uint64_t rss = rss_bytes();
