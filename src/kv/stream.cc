@@ -238,6 +238,7 @@ bool Stream::decode_fields(std::string_view v, std::vector<std::string_view>* ou
 
 void Stream::append(StreamId id, std::span<const std::string_view> fields) {
   QKV_CHECK(id > meta_.last) << "stream ids must grow";
+  ks_.note_list_push(key_);  // XREAD/XREADGROUP ... BLOCK waiters (waiters.h)
   ks_.put_element(key_, entry_sub(id), encode_fields(fields));
   ks_.put_element(key_, reverse_sub(id), "");
   meta_.length++;

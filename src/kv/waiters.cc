@@ -11,6 +11,7 @@
 
 #include "kv/handlers.h"
 #include "kv/kv.pb.h"
+#include "kv/stream.h"
 
 namespace qkv::kv {
 
@@ -80,8 +81,12 @@ net::Protocol protocol_of(uint32_t p) {
 }
 
 // What a waiter of this command gets when its time is up.
+bool is_stream_read(std::string_view command) {
+  return ieq(command, "xread") || ieq(command, "xreadgroup");
+}
+
 void timeout_reply(net::ReplyWriter& w, std::string_view command) {
-  if (ieq(command, "blpop") || ieq(command, "brpop")) {
+  if (ieq(command, "blpop") || ieq(command, "brpop") || is_stream_read(command)) {
     w.null_array();
   } else {
     w.null();  // BLMOVE, BRPOPLPUSH, LOCK
@@ -182,6 +187,11 @@ bool parse_blocking(CommandContext& ctx, Args args, int64_t* timeout_ms) {
     }
     return parse_wait_ms(ctx, args, timeout_ms);
   }
+  if (is_stream_read(name)) {
+    // Validated by the command itself when tried; BLOCK is its timeout.
+    *timeout_ms = stream_read_block_ms(args).value_or(0);
+    return true;
+  }
   if (ieq(name, "blmove")) {
     for (size_t i : {3, 4}) {
       if (!ieq(args[i], "left") && !ieq(args[i], "right")) {
@@ -200,6 +210,16 @@ bool try_blocking(CommandContext& ctx, Args args) {
   if (ieq(name, "blpop")) return try_pop(ctx, args, /*left=*/true);
   if (ieq(name, "brpop")) return try_pop(ctx, args, /*left=*/false);
   if (ieq(name, "blmove") || ieq(name, "brpoplpush")) return try_move(ctx, args);
+  if (is_stream_read(name)) {
+    // Served when it reads something (or fails); its null reply means wait.
+    std::string probe;
+    net::ReplyWriter w(&probe, ctx.out.protocol());
+    CommandContext sub{ctx.ks, w, ctx.options, ctx.spec, ctx.random, ctx.scripts, ctx.events};
+    ctx.spec.handler(sub, args);
+    if (probe == "*-1\r\n" || probe == "_\r\n") return false;
+    ctx.out.out()->append(probe);
+    return true;
+  }
   QKV_CHECK(ieq(name, "lock")) << "not a blockable command: " << name;
   return try_lock(ctx, args);
 }
@@ -207,6 +227,11 @@ bool try_blocking(CommandContext& ctx, Args args) {
 // The keys a waiter of this command queues on.
 std::vector<std::string_view> waiter_keys(Args args) {
   const std::string_view name = args[0];
+  if (is_stream_read(name)) {
+    std::vector<std::string_view> keys;
+    for (size_t i : command_keys(*find_command(name), args)) keys.push_back(args[i]);
+    return keys;
+  }
   if (ieq(name, "blpop") || ieq(name, "brpop")) return {args.begin() + 1, args.end() - 1};
   return {args[1]};  // BLMOVE, BRPOPLPUSH: the source; LOCK: the lock
 }
@@ -241,7 +266,7 @@ bool try_serve(CommandContext& ctx, std::string_view id, const kvpb::Waiter& w) 
 
 bool is_blockable(std::string_view command) {
   return ieq(command, "blpop") || ieq(command, "brpop") || ieq(command, "blmove") ||
-         ieq(command, "brpoplpush") || ieq(command, "lock");
+         ieq(command, "brpoplpush") || ieq(command, "lock") || is_stream_read(command);
 }
 
 void put_timer(Keyspace& ks, int64_t at_ms, char kind, std::string_view name) {
@@ -363,6 +388,22 @@ void cmd_block(CommandContext& ctx, Args args) {
 
   kvpb::Waiter w;
   for (const auto a : cmd) w.add_args(std::string(a));
+  if (ieq(cmd[0], "xread")) {
+    // "$" means after the stream's last id at the time of blocking: fixed
+    // now, so later entries serve the waiter.
+    const auto keys = command_keys(*spec, cmd);
+    const size_t n = keys.size();
+    for (size_t k = 0; k < n; k++) {
+      const size_t id_pos = keys[k] + n;
+      if (id_pos >= cmd.size() || cmd[id_pos] != "$") continue;
+      StreamId last;
+      if (auto rec = ctx.ks.find(cmd[keys[k]]); rec && rec->type == ValueType::kStream) {
+        last = Stream(ctx.ks, cmd[keys[k]], *rec).meta().last;
+      }
+      w.set_args(static_cast<int>(id_pos),
+                 std::to_string(last.ms) + "-" + std::to_string(last.seq));
+    }
+  }
   w.set_protocol(ctx.out.protocol() == net::Protocol::kResp3 ? 3 : 2);
   w.set_renewable(timeout == 0);
   w.set_deadline_ms(ctx.ks.now_ms() + (timeout == 0 ? lease_ms : timeout));

@@ -49,7 +49,7 @@ inline constexpr std::string_view kUnblockStaleCommand = "unblockstale";
 inline constexpr std::string_view kBlockedReply = "+BLOCKED\r\n";
 
 // True for a command that `block` can queue (BLPOP, BRPOP, BLMOVE,
-// BRPOPLPUSH, LOCK).
+// BRPOPLPUSH, LOCK, XREAD, XREADGROUP).
 bool is_blockable(std::string_view command);
 
 // Up to max_n timers due at ks.now_ms() (arguments for `timers`), earliest

@@ -44,6 +44,10 @@ bool Server::execute_blocking(const std::shared_ptr<Client>& c, std::vector<std:
                               ReplyFn reply) {
   const std::string name = lower(args[0]);
   if (!kv::is_blockable(name) || (name == "lock" && !lock_waits(args))) return false;
+  if ((name == "xread" || name == "xreadgroup") &&
+      !kv::stream_read_block_ms(views(args)).has_value()) {
+    return false;  // no BLOCK: a plain read or write
+  }
   if (fatal()) return false;  // execute_data answers it
   std::string id = cfg_.name + "/" + run_id_ + "/" + std::to_string(next_waiter_++);
   blocked_[id] = Blocked{c->id, std::move(reply)};

@@ -1,5 +1,6 @@
 """End-to-end tests of the coordination primitives on a 3-node cluster of
-real processes: blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) served
+real processes: blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) and
+blocking stream reads (XREAD, XREADGROUP ... BLOCK) served
 first blocked first served whichever node the clients use and across a
 leader change; native locks (LOCK ... WAIT, UNLOCK, FENCE) with FIFO
 waiters; python3-redis's own Lock class (Lua scripts) used as its
@@ -132,6 +133,21 @@ class BlockingTest(unittest.TestCase):
         self.assertEqual(popper.get(), (b"q3", b"after-failover"))
         leader.start()
         wait_until(lambda: leader.client().ping(), what="restarted node")
+
+    def test_xread_and_xreadgroup_block_until_an_entry_is_added(self):
+        c = self.cluster
+        f1, f2 = c.followers()[:2]
+        self.client(f2).xadd("events", {"n": "0"}, id="1-1")
+        self.client(f2).xgroup_create("events", "workers", id="$")
+        reader = Call(lambda: self.client(f1).xread({"events": "$"}, block=0))
+        waiters(f1)
+        worker = Call(lambda: self.client(f2).xreadgroup("workers", "w1", {"events": ">"}, block=5000))
+        waiters(f2)
+        self.client(c.wait_leader()).xadd("events", {"n": "1"}, id="2-1")
+        self.assertEqual(reader.get(), [[b"events", [(b"2-1", {b"n": b"1"})]]])
+        self.assertEqual(worker.get(), [[b"events", [(b"2-1", {b"n": b"1"})]]])
+        self.assertEqual(self.client(f1).xpending("events", "workers")["pending"], 1)
+        self.assertIsNone(self.client(f1).xread({"events": "$"}, block=300) or None)
 
     def test_closed_connection_leaves_no_waiter(self):
         c = self.cluster

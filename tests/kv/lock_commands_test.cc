@@ -246,6 +246,28 @@ TEST_F(KvLocks, TimeoutsLeasesRenewalAndUnblock) {
   EXPECT_TRUE(kv.sm().due_timers(kv.now_ms() + 100000000, 10).empty());
 }
 
+TEST_F(KvLocks, BlockedStreamReadsWaitForNewEntries) {
+  EXPECT_EQ(kv({"XADD", "s", "1-1", "f", "old"}), Bulk("1-1"));
+  // "$": only entries after the last one when it blocked.
+  EXPECT_EQ(block("r", {"XREAD", "BLOCK", "0", "STREAMS", "s", "$"}), kBlocked);
+  EXPECT_EQ(kv({"XGROUP", "CREATE", "s", "g", "$"}), Ok());
+  EXPECT_EQ(block("g1", {"XREADGROUP", "GROUP", "g", "c1", "BLOCK", "1000", "STREAMS", "s", ">"}),
+            kBlocked);
+  EXPECT_EQ(block("t", {"XREAD", "BLOCK", "100", "STREAMS", "other", "0"}), kBlocked);
+  EXPECT_EQ(kv({"XADD", "s", "2-1", "f", "new"}), Bulk("2-1"));
+  const std::string entry = Arr({Bulk("2-1"), Arr({Bulk("f"), Bulk("new")})});
+  EXPECT_EQ(take(), (Served{{"r", Arr({Arr({Bulk("s"), Arr({entry})})})},
+                            {"g1", Arr({Arr({Bulk("s"), Arr({entry})})})}}));
+  EXPECT_EQ(kv({"XPENDING", "s", "g"}),
+            Arr({Int(1), Bulk("2-1"), Bulk("2-1"), Arr({Arr({Bulk("c1"), Bulk("1")})})}));
+  kv.advance(100);
+  fire_timers();
+  EXPECT_EQ(take(), (Served{{"t", "*-1\r\n"}}));
+  // Something to read: answered at once.
+  EXPECT_EQ(block("now", {"XREAD", "BLOCK", "0", "STREAMS", "s", "0"}),
+            Arr({Arr({Bulk("s"), Arr({Arr({Bulk("1-1"), Arr({Bulk("f"), Bulk("old")})}), entry})})}));
+}
+
 TEST_F(KvLocks, BlockingCommandsRunOnceAnswerAtOnce) {
   EXPECT_EQ(kv({"BLPOP", "l", "0"}), "*-1\r\n");
   EXPECT_EQ(kv({"BLMOVE", "l", "d", "LEFT", "LEFT", "1"}), Nil());
