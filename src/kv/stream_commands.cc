@@ -458,6 +458,15 @@ void read_command(CommandContext& ctx, Args args, bool group_cmd) {
   for (size_t k = 0; k < r.nkeys; k++) {
     Target& t = targets[k];
     if (!t.stream) continue;
+    if (group_cmd) {
+      // A key named twice: the earlier read changed its group and PEL.
+      for (size_t j = 0; j < k; j++) {
+        if (args[r.streams_at + j] != args[r.streams_at + k]) continue;
+        if (!open_stream(ctx, args[r.streams_at + k], &t.stream) || !t.stream) return;
+        t.group = t.stream->group(r.group);
+        break;
+      }
+    }
     Stream& s = *t.stream;
     const bool history = group_cmd && !t.new_entries;
     StreamId start = t.new_entries ? t.group->last : t.after;
