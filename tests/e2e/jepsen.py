@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 import netcluster  # noqa: E402
 from nemesis import KINDS, Nemesis  # noqa: E402
 from workloads import (WORKLOADS, Client, History, ProcessIds, final_reads,  # noqa: E402
-                       make_workloads, sanity_check)
+                       lock_stats, make_workloads, sanity_check)
 
 try:
     import lincheck  # noqa: E402
@@ -66,8 +66,9 @@ def check_histories(ops, time_limit):
     if lincheck is None:
         return None
     # Bank keys hold transactions over several accounts: sanity_check checks
-    # their totals; lincheck's per-key models do not apply.
-    ops = [o for o in ops if not o["key"].startswith("bank:")]
+    # their totals; lincheck's per-key models do not apply. Nor to locks
+    # (workloads.check_locks, through sanity_check).
+    ops = [o for o in ops if not o["key"].startswith(("bank:", "lk:"))]
     results = lincheck.check_history(ops, time_limit_per_key=time_limit)
     return {k: (r.ok, getattr(r, "model", "?"), getattr(r, "explanation", ""))
             for k, r in results.items()}
@@ -76,6 +77,16 @@ def check_histories(ops, time_limit):
 def lists_supported(cluster):
     try:
         cluster.nodes[0].client(5).lrange("qkv-probe", 0, -1)
+        return True
+    except netcluster.redis.exceptions.ResponseError as e:
+        if "unknown command" in str(e).lower():
+            return False
+        raise
+
+
+def locks_supported(cluster):
+    try:
+        cluster.nodes[0].client(5).execute_command("LOCK.INFO", "qkv-probe")
         return True
     except netcluster.redis.exceptions.ResponseError as e:
         if "unknown command" in str(e).lower():
@@ -130,6 +141,14 @@ def one_run(args, run_index, run_dir):
             wl_names.remove("queue")
             summary["workloads"] = wl_names
             summary["warnings"] = ["queue workload NOT run: the server lacks lists"]
+        if "lock" in wl_names and not locks_supported(cluster):
+            if args.workload == "lock":
+                raise RuntimeError("the server does not serve LOCK/FENCE: the lock workload "
+                                   "cannot run")
+            wl_names.remove("lock")
+            summary["workloads"] = wl_names
+            summary.setdefault("warnings", []).append(
+                "lock workload NOT run: the server lacks LOCK/FENCE")
         workloads = make_workloads(wl_names, args.keys, args.ops_per_key)
         pids = ProcessIds(args.clients)
         for i in range(args.clients):
@@ -233,6 +252,8 @@ def one_run(args, run_index, run_dir):
                                    (len(unexpected), unexpected[0]))
     problems = sanity_check(ops)
     summary["sanity"] = problems
+    if "lock" in summary["workloads"]:
+        summary["lock"] = lock_stats(ops)
     summary["failures"].extend("lost/invalid: %s" % p for p in problems)
     t = time.monotonic()
     print("  checking %d operations on %d keys..." % (len(ops), len({o["key"] for o in ops})))
@@ -283,6 +304,8 @@ def print_summary(s):
             print("    inconclusive %s: %s" % (k, why))
     else:
         print("  checker: %s" % ch)
+    if s.get("lock"):
+        print("  lock: %s" % ", ".join("%s=%d" % kv for kv in s["lock"].items()))
     dg = s.get("digests") or {}
     if dg:
         one = next(iter(dg.values()))
