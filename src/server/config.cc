@@ -80,6 +80,24 @@ Status parse_cluster(const std::string& s, std::map<std::string, HostPort>* out)
 
 }  // namespace
 
+std::vector<KvSetting> kv_settings(kv::KvOptions& kv) {
+  return {
+      {"keys-reply-max", &kv.keys_reply_max, "most keys one KEYS reply may hold"},
+      {"scan-count-max", &kv.scan_count_max, "SCAN's COUNT is capped to this"},
+      {"script-bytes-max", &kv.script_bytes_max, "largest script body (replicated)"},
+      {"script-instructions-max", &kv.script_instructions_max,
+       "Lua instructions one script run may execute (replicated)"},
+      {"script-memory-bytes-max", &kv.script_memory_bytes_max,
+       "Lua heap one script run may use (replicated)"},
+      {"script-reply-bytes-max", &kv.script_reply_bytes_max,
+       "largest reply of a script (replicated)"},
+      {"script-cache-entries-max", &kv.script_cache_entries_max, "compiled scripts kept"},
+      {"script-cache-bytes-max", &kv.script_cache_bytes_max, "bytes of compiled scripts kept"},
+      {"stream-reply-entries-max", &kv.stream_reply_entries_max,
+       "most stream entries one reply may hold (replicated)"},
+  };
+}
+
 Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
   ServerConfig c;
   CLI::App app{"quorumkv: a strongly consistent, Raft-replicated server speaking the Redis protocol"};
@@ -111,6 +129,7 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
                  "repeat an unanswered snapshot chunk request after this long");
   app.add_option("--snapshot-recv-bytes-per-sec", c.snapshot_recv_bytes_per_sec,
                  "receive snapshots at most this fast (0: no limit)");
+  for (const auto& o : kv_settings(c.kv)) app.add_option(std::string("--") + o.name, *o.value, o.help);
   app.add_option("--maxclients", c.maxclients, "maximum client connections");
   app.add_option("--proto-max-bulk-len", c.proto_max_bulk_len, "largest bulk string accepted");
   app.add_option("--client-query-buffer-limit", c.client_query_buffer_limit,
@@ -173,6 +192,7 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       num("watch-scan-entries-max", &c.watch_scan_entries_max);
       num("snapshot-fetch-timeout-ms", &c.snapshot_fetch_timeout_ms);
       num("snapshot-recv-bytes-per-sec", &c.snapshot_recv_bytes_per_sec);
+      for (const auto& o : kv_settings(c.kv)) num(o.name, o.value);
       num("maxclients", &c.maxclients);
       num("proto-max-bulk-len", &c.proto_max_bulk_len);
       num("client-query-buffer-limit", &c.client_query_buffer_limit);

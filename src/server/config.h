@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "kv/options.h"
 
 namespace qkv::server {
 
@@ -21,6 +22,10 @@ struct HostPort {
 Result<HostPort> parse_host_port(const std::string& s);
 
 struct ServerConfig {
+  // The state machine's limits (kv/options.h). Those marked "replicated"
+  // there change what a command does: every node of a cluster must run
+  // with the same values.
+  kv::KvOptions kv;
   std::string name = "default";
   std::string data_dir = "./quorumkv-data";
   HostPort listen_client{"127.0.0.1", 7379};
@@ -81,6 +86,15 @@ uint64_t node_id_for_name(const std::string& name);
 
 // Parses argv (and --config FILE). On --help, returns kNotFound with the
 // help text as the message.
+// The state machine's settings that have a flag and a key (the same name),
+// pointing into `kv`; CONFIG GET lists them.
+struct KvSetting {
+  const char* name;
+  uint64_t* value;
+  const char* help;
+};
+std::vector<KvSetting> kv_settings(kv::KvOptions& kv);
+
 Result<ServerConfig> parse_config(int argc, char** argv);
 Result<ServerConfig> parse_config_args(std::vector<std::string> args);
 

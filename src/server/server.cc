@@ -73,7 +73,7 @@ Status Server::start() {
   storage::StateStore* st = store_.get();
   node_ = std::make_unique<cluster::Node>(
       io_, o, [this, st](uint64_t group) -> Result<std::unique_ptr<cluster::GroupStateMachine>> {
-        auto sm = kv::KvStateMachine::open(st, group);
+        auto sm = kv::KvStateMachine::open(st, group, cfg_.kv);
         if (!sm.is_ok()) return sm.status();
         sm_ = sm->get();
         sm_->set_event_sink(

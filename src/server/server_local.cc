@@ -330,6 +330,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"databases", "1"},
         {"notify-keyspace-events", notify_keyspace_events_value()},
         {"tracking-table-max-keys", std::to_string(cfg_.tracking_table_max_keys)},
+        {"block-lease-ms", std::to_string(cfg_.block_lease_ms)},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},
@@ -339,6 +340,8 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"timeout", "0"},
         {"tcp-keepalive", "300"},
     };
+    kv::KvOptions kvo = cfg_.kv;
+    for (const auto& o : kv_settings(kvo)) params.emplace_back(o.name, std::to_string(*o.value));
     if (sub == "get") {
       std::vector<std::pair<std::string, std::string>> found;
       for (size_t i = 2; i < args.size(); i++) {

@@ -177,6 +177,22 @@ class BlockingTest(unittest.TestCase):
         self.assertEqual(self.client(leader).lrange("q5", 0, -1), [b"kept"])
 
 
+class SettingsTest(unittest.TestCase):
+    def test_state_machine_limits_are_settings(self):
+        with Cluster(1, extra=("--script-instructions-max", "100000",
+                               "--block-lease-ms", "900")) as c:
+            r = c.wait_leader().client()
+            self.assertEqual(r.config_get("script-instructions-max"),
+                             {"script-instructions-max": "100000"})
+            self.assertEqual(r.config_get("block-lease-ms"), {"block-lease-ms": "900"})
+            with self.assertRaises(redis.exceptions.ResponseError) as e:
+                r.eval("while true do end", 0)
+            self.assertIn("script-instructions-max", str(e.exception))
+            with self.assertRaises(redis.exceptions.ResponseError):
+                r.config_set("script-instructions-max", "5")
+            self.assertEqual(r.eval("return 1", 0), 1)
+
+
 class LockTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
