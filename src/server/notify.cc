@@ -19,7 +19,9 @@
 //     invalidated early.
 //   BCAST: every changed key starting with one of the client's prefixes is
 //     sent, whether it read it or not; one message per client per apply.
-//   FLUSHALL / FLUSHDB: every tracking client gets a null invalidation.
+//   FLUSHALL / FLUSHDB, or a snapshot installed from a peer (this node was
+//     far behind: no apply tells which keys changed): every tracking client
+//     gets a null invalidation.
 // Invalidations go to the client itself as a RESP3 push
 // (>2 "invalidate" [keys]) or, with REDIRECT, to the other connection: a
 // RESP3 push, or a RESP2 pub/sub message on __redis__:invalidate if it is
@@ -255,21 +257,46 @@ void Server::invalidate_tracked_key(std::string_view key) {
   }
 }
 
+void Server::invalidate_all_tracked() {
+  // Everything changed: every tracking client drops its whole cache.
+  for (auto it = tracking_clients_.begin(); it != tracking_clients_.end();) {
+    auto c = it->second.lock();
+    if (!c || c->closed || !c->tracking.on) {
+      it = tracking_clients_.erase(it);
+      continue;
+    }
+    send_invalidation(c, nullptr);
+    ++it;
+  }
+  tracked_keys_.clear();
+  tracked_order_.clear();
+}
+
+uint64_t Server::snapshots_installed() const {
+  uint64_t n = 0;
+  for (const auto& s : node_->snapshot_status()) n += s.received_total;
+  return n;
+}
+
+void Server::tracking_tick() {
+  if (stopped_ || tracking_clients_.empty()) {
+    tracking_timer_.reset();
+    return;
+  }
+  if (const uint64_t n = snapshots_installed(); n != snapshots_seen_) {
+    snapshots_seen_ = n;
+    invalidate_all_tracked();
+  }
+  tracking_timer_->expires_after(std::chrono::milliseconds(cfg_.expire_interval_ms));
+  tracking_timer_->async_wait([this, alive = alive_](const asio::error_code& ec) {
+    if (!ec && *alive) tracking_tick();
+  });
+}
+
 void Server::invalidate_tracked(const kv::ApplyEvents& ev) {
   if (tracking_clients_.empty() && tracked_keys_.empty()) return;
   if (ev.flushed) {
-    // Everything changed: every tracking client drops its whole cache.
-    for (auto it = tracking_clients_.begin(); it != tracking_clients_.end();) {
-      auto c = it->second.lock();
-      if (!c || c->closed || !c->tracking.on) {
-        it = tracking_clients_.erase(it);
-        continue;
-      }
-      send_invalidation(c, nullptr);
-      ++it;
-    }
-    tracked_keys_.clear();
-    tracked_order_.clear();
+    invalidate_all_tracked();
     return;
   }
   if (!tracked_keys_.empty()) {
@@ -491,6 +518,11 @@ std::string Server::client_tracking(const std::shared_ptr<Client>& c, const std:
   t.redirect = redirect;
   t.broken_redirect = false;
   tracking_clients_[c->id] = c;
+  if (!tracking_timer_) {
+    tracking_timer_ = std::make_unique<asio::steady_timer>(io_);
+    snapshots_seen_ = snapshots_installed();
+    tracking_tick();
+  }
   w.ok();
   return {};
 }

@@ -209,6 +209,14 @@ class Server {
   std::list<const std::string*> tracked_order_;
   std::map<uint64_t, std::weak_ptr<Client>> tracking_clients_;
   std::map<uint64_t, std::weak_ptr<Client>> bcast_clients_;
+  // A snapshot installed from a peer replaces the state without apply
+  // events: while clients track, a timer looks for one and then tells every
+  // tracking client to drop everything, as after a FLUSHALL.
+  void tracking_tick();
+  void invalidate_all_tracked();
+  uint64_t snapshots_installed() const;
+  std::unique_ptr<asio::steady_timer> tracking_timer_;
+  uint64_t snapshots_seen_ = 0;
   // Blocked clients (blocking.cc; kv/waiters.h). A top-level blocking
   // command waits in the replicated state under an id of this node; the
   // node answers it from its own applies (ApplyEvents::served).

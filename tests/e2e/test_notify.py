@@ -6,6 +6,7 @@ client of one node hears about writes made through any other.
     /usr/bin/python3 tests/e2e/test_notify.py [-v] [TestClass.test_name]
 """
 import os
+import signal
 import socket
 import sys
 import time
@@ -458,6 +459,41 @@ class TrackingTest(unittest.TestCase):
             t2.close()
         finally:
             r.config_set("tracking-table-max-keys", "1000000")
+
+
+class SnapshotInvalidationTest(unittest.TestCase):
+    def test_a_snapshot_install_invalidates_everything(self):
+        # A node far behind catches up by installing a snapshot, which has no
+        # apply events: its tracking clients are told to drop everything.
+        with Cluster(3, extra=["--snapshot-entries", "50"]) as c:
+            leader = c.wait_leader()
+            lagging = c.followers()[0]
+            leader.client().set("snap:k", "1")
+            t = Resp3(lagging.client_port)
+            try:
+                t.call("CLIENT", "TRACKING", "ON")
+                self.assertEqual(t.call("GET", "snap:k"), b"1")
+                lagging.kill(signal.SIGSTOP)
+                r = leader.client()
+                r.set("snap:k", "2")
+                p = r.pipeline(transaction=False)
+                for i in range(400):
+                    p.set("snap:%d" % i, "x")
+                p.execute()
+                lagging.kill(signal.SIGCONT)
+                wait_until(lambda: int(lagging.info("raft")["snapshots_installed"]) >= 1, 30,
+                           "the snapshot to be installed")
+                # (Entries the leader still had may come first, as usual.)
+                deadline = time.time() + 10
+                while True:
+                    push = t.next_push(timeout=max(0.1, deadline - time.time()))
+                    self.assertEqual(push[0], b"invalidate")
+                    if push[1] is None:
+                        break
+                self.assertEqual(t.call("GET", "snap:k"), b"2")
+            finally:
+                lagging.kill(signal.SIGCONT)
+                t.close()
 
 
 if __name__ == "__main__":
