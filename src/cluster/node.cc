@@ -72,7 +72,8 @@ void save_peers(const std::string& dir, const std::map<uint64_t, PeerAddress>& p
 }  // namespace
 
 Status Node::start() {
-  fs_ = std::make_unique<storage::PosixFileSystem>();
+  fs_ = opts_.TEST_file_system ? opts_.TEST_file_system
+                               : std::make_shared<storage::PosixFileSystem>();
   if (Status s = fs_->create_dirs(opts_.data_dir); !s.is_ok()) return s;
   storage::WalRecovery rec;
   auto ls = storage::LogStore::open(fs_.get(), opts_.data_dir + "/wal", opts_.wal, &rec);
@@ -258,36 +259,58 @@ void Node::send_all(std::vector<raftpb::Message>& msgs) {
 
 void Node::run_ready_loop() {
   if (persisting_ || stopped_) return;
-  bool any = false;
+  bool staged = false;
+  bool handled = false;
   for (auto& [gid, g] : groups_) {
     if (!g.raft->has_ready()) continue;
     g.ready = g.raft->ready();
     raft::Ready& rd = *g.ready;
     send_all(rd.messages);
+    g.ready_writes = log_store_->must_write(gid, rd);
+    if (!g.ready_writes) {
+      // Nothing to make durable (at most a new commit index, volatile in
+      // Raft): no hop through the persist thread (decision 22).
+      log_store_->note_commit(gid, rd);
+      continue;
+    }
     if (Status s = log_store_->stage(gid, rd); !s.is_ok()) {
       fail_node("cannot stage group " + std::to_string(gid) + ": " + s.to_string());
       return;
     }
-    any = true;
+    staged = true;
   }
-  if (!any) return;
-  persisting_ = true;
-  auto alive = alive_;
-  asio::post(persist_pool_, [this, alive] {
-    auto t0 = Clock::now();
-    bool synced = false;
-    Status st = log_store_->flush(&synced);
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-    asio::post(io_, [this, alive, st, us, synced] {
-      if (!*alive) return;
-      if (synced) {
-        size_t b = 0;
-        while (b < fsync_bucket_us_.size() && static_cast<uint64_t>(us) > fsync_bucket_us_[b]) b++;
-        fsync_counts_[b]++;
-      }
-      on_persisted(st);
+  if (staged) {
+    persisting_ = true;
+    auto alive = alive_;
+    asio::post(persist_pool_, [this, alive] {
+      auto t0 = Clock::now();
+      bool synced = false;
+      Status st = log_store_->flush(&synced);
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+      asio::post(io_, [this, alive, st, us, synced] {
+        if (!*alive) return;
+        if (synced) {
+          size_t b = 0;
+          while (b < fsync_bucket_us_.size() && static_cast<uint64_t>(us) > fsync_bucket_us_[b]) b++;
+          fsync_counts_[b]++;
+        }
+        on_persisted(st);
+      });
     });
-  });
+  }
+  // While the disk works: finish the Readies that wrote nothing, and apply
+  // what the others hand out that is already durable here.
+  for (auto& [gid, g] : groups_) {
+    if (!g.ready) continue;
+    handled = true;
+    if (!g.ready_writes) {
+      finish_ready(g);
+    } else {
+      apply_durable(g, *g.ready);
+    }
+    if (stopped_) return;
+  }
+  if (handled && !staged) kick();
 }
 
 void Node::on_persisted(Status st) {
@@ -301,6 +324,34 @@ void Node::on_persisted(Status st) {
     if (stopped_) return;
   }
   kick();
+}
+
+void Node::apply_durable(Group& g, raft::Ready& rd) {
+  // Committed entries may be applied (and their proposers answered) as soon
+  // as they are durable on this node as well as committed: ready() hands out
+  // every entry not yet persisted in rd.entries (one Ready is outstanding at
+  // a time), so committed entries below rd.entries.front() are on disk here.
+  // Those at or above it wait for this Ready's sync: a node never applies
+  // what a crash could take from its own log (applied <= last durable index
+  // is what a restart relies on, open_group()).
+  if (rd.snapshot || rd.committed_entries.empty()) return;
+  if (!rd.entries.empty() && rd.committed_entries.back().index() >= rd.entries.front().index()) {
+    return;
+  }
+  apply_entries(g, rd.committed_entries, rd.conf_state);
+  rd.committed_entries.clear();  // finish_ready() keeps conf_state for the peers
+  take_read_states(g, rd);
+  serve_reads(g);
+}
+
+void Node::take_read_states(Group& g, raft::Ready& rd) {
+  for (const auto& rs : rd.read_states) {
+    auto it = g.reads_asked.find(rs.context);
+    if (it == g.reads_asked.end()) continue;
+    for (auto& r : it->second) g.reads_ready.emplace(rs.index, std::move(r));
+    g.reads_asked.erase(it);
+  }
+  rd.read_states.clear();
 }
 
 void Node::finish_ready(Group& g) {
@@ -318,14 +369,9 @@ void Node::finish_ready(Group& g) {
     }
     g.last_snapshot_index = rd.snapshot->metadata().index();
   }
-  apply_committed(g, rd);
+  apply_entries(g, rd.committed_entries, rd.conf_state);
   if (stopped_) return;
-  for (const auto& rs : rd.read_states) {
-    auto it = g.reads_asked.find(rs.context);
-    if (it == g.reads_asked.end()) continue;
-    for (auto& r : it->second) g.reads_ready.emplace(rs.index, std::move(r));
-    g.reads_asked.erase(it);
-  }
+  take_read_states(g, rd);
   g.raft->advance();
   if (rd.conf_state || rd.snapshot) update_peers_from_conf(g);
   serve_reads(g);
@@ -339,16 +385,17 @@ void Node::finish_ready(Group& g) {
   maybe_snapshot(g);
 }
 
-void Node::apply_committed(Group& g, raft::Ready& rd) {
-  if (rd.committed_entries.empty()) return;
+void Node::apply_entries(Group& g, const std::vector<raftpb::Entry>& ents,
+                         const std::optional<raftpb::ConfState>& conf) {
+  if (ents.empty()) return;
   std::vector<std::string> results;
-  results.reserve(rd.committed_entries.size());
-  if (Status s = g.sm->apply(rd.committed_entries, rd.conf_state, &results); !s.is_ok()) {
+  results.reserve(ents.size());
+  if (Status s = g.sm->apply(ents, conf, &results); !s.is_ok()) {
     fail_node("cannot apply entries: " + s.to_string());
     return;
   }
-  for (size_t i = 0; i < rd.committed_entries.size(); i++) {
-    const auto& e = rd.committed_entries[i];
+  for (size_t i = 0; i < ents.size(); i++) {
+    const auto& e = ents[i];
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
       raftpb::ConfChange cc;
       if (cc.ParseFromString(e.data())) {
@@ -369,7 +416,7 @@ void Node::apply_committed(Group& g, raft::Ready& rd) {
     }
   }
   // Waiters at indexes now owned by another term can never succeed.
-  uint64_t last = rd.committed_entries.back().index();
+  uint64_t last = ents.back().index();
   while (!g.waiters.empty() && g.waiters.begin()->first <= last) {
     auto w = std::move(g.waiters.begin()->second);
     g.waiters.erase(g.waiters.begin());

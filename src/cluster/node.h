@@ -3,13 +3,19 @@
 // group's Ready loop, and owns the node's WAL (LogStore), applied state
 // (through each group's GroupStateMachine) and peer transport.
 //
-// The Ready loop (DESIGN.md, node.h):
+// The Ready loop (DESIGN.md, node.h; docs/ARCHITECTURE.md decision 22):
 //   io thread:      ready() of every group; send `messages` at once; stage
+//                   what must be written (entries, snapshot, term, vote)
 //   persist thread: one WAL write + fdatasync for every group's batch
-//   io thread:      send `messages_after_persist`; apply committed entries;
-//                   answer proposals and reads; advance(); loop
+//   io thread, meanwhile: apply the committed entries already durable here
+//                   and answer their proposers; a Ready that writes nothing
+//                   (at most a new commit index) is finished at once
+//   io thread, after the sync: send `messages_after_persist`; apply the
+//                   rest; answer proposals and reads; advance(); loop
 // While a batch is being persisted the io thread keeps stepping messages,
 // taking proposals and ticking, so the next batch grows (group commit).
+// A node applies only entries durable in its own log, so its applied index
+// never passes what a crash leaves of its log.
 //
 // Thread-safety: every public call on the io_context's thread.
 #pragma once
@@ -82,6 +88,9 @@ struct NodeOptions {
   int snapshot_progress_log_ms = 2000;
   storage::WalOptions wal;
   net::TransportOptions transport;
+  // Test seam: the file system of the data directory (null: the real one).
+  // Tests give an in-memory one with a crash model to cut the power.
+  std::shared_ptr<storage::FileSystem> TEST_file_system;
 };
 
 // A consistent view of a group's applied state, to write a snapshot file
@@ -223,7 +232,8 @@ class Node {
     std::multimap<uint64_t, PendingRead> reads_ready;             // by read index
     uint64_t read_seq = 0;
     uint64_t last_snapshot_index = 0;
-    std::optional<raft::Ready> ready;  // handed out, being persisted
+    std::optional<raft::Ready> ready;  // handed out, not advanced yet
+    bool ready_writes = false;         // `ready` is staged in the WAL batch
   };
 
   Status open_group(uint64_t group, bool fresh);
@@ -233,7 +243,11 @@ class Node {
   void run_ready_loop();
   void on_persisted(Status st);
   void finish_ready(Group& g);
-  void apply_committed(Group& g, raft::Ready& rd);
+  void apply_durable(Group& g, raft::Ready& rd);
+  void take_read_states(Group& g, raft::Ready& rd);
+  // Applies committed entries (durable here) and answers their proposers.
+  void apply_entries(Group& g, const std::vector<raftpb::Entry>& ents,
+                     const std::optional<raftpb::ConfState>& conf);
   void serve_reads(Group& g);
   void ask_reads(Group& g);
   void expire_requests(Group& g);
@@ -264,7 +278,7 @@ class Node {
   asio::io_context& io_;
   NodeOptions opts_;
   StateMachineFactory factory_;
-  std::unique_ptr<storage::PosixFileSystem> fs_;
+  std::shared_ptr<storage::FileSystem> fs_;
   std::unique_ptr<storage::LogStore> log_store_;
   std::unique_ptr<net::PeerTransport> transport_;
   std::map<uint64_t, Group> groups_;

@@ -42,23 +42,31 @@ Status LogStore::bootstrap(uint64_t group, const raft::Snapshot& snap) {
   return this->group(group)->apply_snapshot(snap);
 }
 
+bool LogStore::must_write(uint64_t group, const raft::Ready& rd) {
+  if (rd.snapshot || !rd.entries.empty()) return true;
+  if (!rd.hard_state) return false;
+  const raft::HardState prev = this->group(group)->initial_state().hard_state;
+  return rd.hard_state->term() != prev.term() || rd.hard_state->vote() != prev.vote();
+}
+
+void LogStore::note_commit(uint64_t group, const raft::Ready& rd) {
+  if (!rd.hard_state) return;
+  this->group(group)->set_hard_state(*rd.hard_state);
+  noted_commits_[group] = *rd.hard_state;
+}
+
 Status LogStore::stage(uint64_t group, const raft::Ready& rd) {
   if (!rd.snapshot && rd.entries.empty() && !rd.hard_state) return Status::ok();
+  // Commit indexes noted since the last batch go first: they are older than
+  // anything staged now (recovery keeps a group's last hard state).
+  for (const auto& [g, hs] : noted_commits_) batch_.add_hard_state(g, hs);
+  noted_commits_.clear();
   Staged st{group, rd.snapshot, rd.entries, rd.hard_state};
   if (rd.snapshot) batch_.add_snapshot(group, rd.snapshot->metadata());
   for (const auto& e : rd.entries) batch_.add_entry(group, e);
   if (rd.hard_state) batch_.add_hard_state(group, *rd.hard_state);
+  need_sync_ = need_sync_ || rd.must_sync || must_write(group, rd);
   staged_.push_back(std::move(st));
-  // Only a commit-index change may skip the sync (log_store.h); decided
-  // from the content, whatever rd.must_sync says.
-  bool term_or_vote_changed = false;
-  if (rd.hard_state) {
-    const raft::HardState prev = this->group(group)->initial_state().hard_state;
-    term_or_vote_changed =
-        rd.hard_state->term() != prev.term() || rd.hard_state->vote() != prev.vote();
-  }
-  need_sync_ = need_sync_ || rd.must_sync || rd.snapshot.has_value() || !rd.entries.empty() ||
-               term_or_vote_changed;
   return Status::ok();
 }
 

@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+
+#include "storage/file_system.h"
 
 namespace qkv::cluster {
 namespace {
@@ -109,6 +113,58 @@ class Forwarder : public GroupStateMachine {
   std::shared_ptr<ListMachine> m_;
 };
 
+// An in-memory file system whose WAL syncs can be held (the disk is slow)
+// and then let through or failed (the power is cut during the sync).
+class GatedFileSystem final : public storage::MemFileSystem {
+ public:
+  void hold() {
+    std::lock_guard<std::mutex> l(gate_mu_);
+    held_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> l(gate_mu_);
+      held_ = false;
+    }
+    gate_cv_.notify_all();
+  }
+  void cut_power() {
+    {
+      std::lock_guard<std::mutex> l(gate_mu_);
+      failing_ = true;
+    }
+    gate_cv_.notify_all();
+  }
+  // After crash(): a new disk in the old one's place.
+  void reset_gate() {
+    std::lock_guard<std::mutex> l(gate_mu_);
+    held_ = false;
+    failing_ = false;
+  }
+  int waiting() {
+    std::lock_guard<std::mutex> l(gate_mu_);
+    return waiting_;
+  }
+
+ protected:
+  Status on_sync(const std::string& path, File& f) override {
+    if (path.find("/wal/") == std::string::npos) return Status::ok();
+    std::unique_lock<std::mutex> l(gate_mu_);
+    waiting_++;
+    gate_cv_.wait(l, [&] { return !held_ || failing_; });
+    waiting_--;
+    if (failing_) return Status(Code::kIoError, "power cut during fdatasync");
+    return Status::ok();
+  }
+
+ private:
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool held_ = false;
+  bool failing_ = false;
+  int waiting_ = 0;
+};
+
 class ClusterNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -162,6 +218,20 @@ class ClusterNodeTest : public ::testing::Test {
     }
     return pred();
   }
+  // Restarts the cluster on gated in-memory disks, with an election timeout
+  // long enough (1 s) that a held sync does not depose the leader.
+  void restart_on_gated_disks() {
+    nodes_.clear();
+    io_.run_for(std::chrono::milliseconds(20));
+    for (auto& [id, o] : options_) {
+      disks_[id] = std::make_shared<GatedFileSystem>();
+      o.TEST_file_system = disks_[id];
+      o.data_dir = "/mem/n" + std::to_string(id);
+      o.election_ticks = 100;
+      machines_[id] = std::make_shared<ListMachine>();
+    }
+    for (uint64_t id = 1; id <= 3; id++) start(id);
+  }
   uint64_t leader() {
     for (auto& [id, n] : nodes_) {
       if (n && n->is_leader(1)) return id;
@@ -174,6 +244,7 @@ class ClusterNodeTest : public ::testing::Test {
   std::map<uint64_t, NodeOptions> options_;
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;
   std::map<uint64_t, std::shared_ptr<ListMachine>> machines_;
+  std::map<uint64_t, std::shared_ptr<GatedFileSystem>> disks_;
 };
 
 TEST_F(ClusterNodeTest, ReplicatesReadsAndFailsOver) {
@@ -280,6 +351,39 @@ TEST_F(ClusterNodeTest, LaggingNodeCatchesUpByAStreamedSnapshotFile) {
   bool wrote = false;
   nodes_[l]->propose(1, "after", [&](Status s, std::string) { wrote = s.is_ok(); });
   ASSERT_TRUE(run_until([&] { return wrote && machines_[lag]->values.size() == 301; }));
+}
+
+// A follower acknowledges entries only once they are durable on its disk:
+// with both followers' syncs held, the leader's own sync is not a majority,
+// so nothing is answered (decision 22: the commit-only shortcut must not
+// release acknowledgements early).
+TEST_F(ClusterNodeTest, NoAnswerBeforeAMajorityHasSynced) {
+  restart_on_gated_disks();
+  ASSERT_TRUE(run_until([&] { return leader() != 0; }));
+  uint64_t l = leader();
+  bool warm = false;
+  nodes_[l]->propose(1, "warm", [&](Status s, std::string) { warm = s.is_ok(); });
+  ASSERT_TRUE(run_until([&] { return warm; }));
+  std::vector<uint64_t> followers;
+  for (uint64_t id = 1; id <= 3; id++) {
+    if (id != l) followers.push_back(id);
+  }
+  for (uint64_t f : followers) disks_[f]->hold();
+  int done = 0;
+  for (int i = 0; i < 5; i++) {
+    nodes_[l]->propose(1, "v" + std::to_string(i), [&](Status s, std::string) {
+      EXPECT_TRUE(s.is_ok()) << s.to_string();
+      done++;
+    });
+  }
+  ASSERT_TRUE(run_until(
+      [&] { return disks_[followers[0]]->waiting() > 0 && disks_[followers[1]]->waiting() > 0; }));
+  run_until([] { return false; }, 200);
+  EXPECT_EQ(done, 0) << "answered before any follower's sync returned";
+  EXPECT_EQ(machines_[l]->values.size(), 1u);
+  disks_[followers[0]]->release();  // one follower + the leader: a majority
+  ASSERT_TRUE(run_until([&] { return done == 5; }));
+  disks_[followers[1]]->release();
 }
 
 }  // namespace

@@ -81,8 +81,12 @@ class LogStoreClusterTest : public ::testing::Test {
     if (!n.node->has_ready()) return;
     Ready rd = n.node->ready();
     for (auto& m : rd.messages) net_.push_back(m);
-    ASSERT_TRUE(n.store->stage(1, rd).is_ok());
-    ASSERT_TRUE(n.store->flush().is_ok());
+    if (n.store->must_write(1, rd)) {
+      ASSERT_TRUE(n.store->stage(1, rd).is_ok());
+      ASSERT_TRUE(n.store->flush().is_ok());
+    } else {
+      n.store->note_commit(1, rd);  // as cluster::Node does: no write at all
+    }
     for (auto& m : rd.messages_after_persist) net_.push_back(m);
     for (const auto& e : rd.committed_entries) {
       ASSERT_EQ(e.index(), n.applied_index + 1);
@@ -288,6 +292,53 @@ TEST(LogStoreTest, AnUnsyncedCommitIndexMayBeLostAtACrash) {
   // it to the applied index at start).
   EXPECT_EQ((*s)->group(7)->last_index(), 2u);
   EXPECT_EQ((*s)->group(7)->initial_state().hard_state.commit(), 1u);
+}
+
+// cluster::Node's shortcut (decision 22): a Ready that only moves the
+// commit index needs no write; note_commit() keeps the commit index in
+// memory and the next staged batch carries it to the WAL.
+TEST(LogStoreTest, ACommitOnlyReadyIsNotedAndWrittenWithTheNextBatch) {
+  MemFileSystem fs;
+  WalOptions o;
+  o.preallocate = false;
+  {
+    auto s = open_bootstrapped(&fs, o);
+    Ready rd = entry_ready(1, "x");
+    EXPECT_TRUE(s->must_write(7, rd));  // entries (and a new term and vote)
+    raft::HardState hs = *rd.hard_state;
+    ASSERT_TRUE(s->stage(7, rd).is_ok());
+    ASSERT_TRUE(s->flush().is_ok());
+    Ready commit_only;
+    hs.set_commit(2);
+    commit_only.hard_state = hs;
+    EXPECT_FALSE(s->must_write(7, commit_only));
+    EXPECT_FALSE(s->must_write(7, Ready{}));
+    uint64_t appends = s->wal().stats().appends;
+    s->note_commit(7, commit_only);
+    EXPECT_EQ(s->wal().stats().appends, appends) << "a commit-only Ready wrote to the WAL";
+    EXPECT_EQ(s->group(7)->initial_state().hard_state.commit(), 2u);
+    Ready vote;  // a new vote (or term) must be written and synced
+    raft::HardState hv = hs;
+    hv.set_vote(3);
+    vote.hard_state = hv;
+    EXPECT_TRUE(s->must_write(7, vote));
+    Ready snap;
+    snap.snapshot = raft::Snapshot();
+    EXPECT_TRUE(s->must_write(7, snap));
+    // The next batch (an entry, no hard state of its own) carries commit 2.
+    Ready more = entry_ready(2, "y");
+    more.entries[0].set_index(3);
+    more.hard_state.reset();
+    ASSERT_TRUE(s->stage(7, more).is_ok());
+    bool synced = false;
+    ASSERT_TRUE(s->flush(&synced).is_ok());
+    EXPECT_TRUE(synced);
+  }
+  fs.crash();
+  auto s = LogStore::open(&fs, "/w", o);
+  ASSERT_TRUE(s.is_ok());
+  EXPECT_EQ((*s)->group(7)->initial_state().hard_state.commit(), 2u);
+  EXPECT_EQ((*s)->group(7)->last_index(), 3u);
 }
 
 }  // namespace
