@@ -258,7 +258,21 @@ void Node::send_all(std::vector<raftpb::Message>& msgs) {
 }
 
 void Node::run_ready_loop() {
-  if (persisting_ || stopped_) return;
+  if (stopped_) return;
+  if (persisting_) {
+    // Entries committed since the outstanding Readies were taken (the
+    // followers' acknowledgements arrive while this node syncs its next
+    // batch) are applied now if durable here, not after that sync.
+    for (auto& [gid, g] : groups_) {
+      if (!g.ready) continue;
+      std::vector<raftpb::Entry> ents = g.raft->durable_committed();
+      if (ents.empty()) continue;
+      apply_entries(g, ents, std::nullopt);
+      if (stopped_) return;
+      serve_reads(g);
+    }
+    return;
+  }
   bool staged = false;
   bool handled = false;
   for (auto& [gid, g] : groups_) {

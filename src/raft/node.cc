@@ -1,5 +1,7 @@
 #include "raft/node.h"
 
+#include <algorithm>
+
 #include "raft/raft.h"
 
 namespace qkv::raft {
@@ -199,6 +201,28 @@ void Node::advance() {
   raft_->on_persisted(h.last_index, h.last_term, h.snapshot_index);
   raft_->on_applied(h.conf_changes, h.data_bytes, h.applied_index);
   h = Handed{};
+}
+
+std::vector<Entry> Node::durable_committed() {
+  Handed& h = *handed_;
+  if (!h.outstanding || h.snapshot_index != 0 || !h.conf_changes.empty()) return {};
+  const RaftLog& log = raft_->log();
+  if (log.has_pending_snapshot()) return {};
+  uint64_t lo = std::max({h.applied_index, log.applied(), log.first_index() - 1}) + 1;
+  uint64_t hi = std::min(log.committed(), log.persisted_index());
+  if (hi < lo) return {};
+  auto ents = log.slice(lo, hi + 1, raft_->config().committed_bytes_per_ready_max);
+  QKV_CHECK(ents.is_ok()) << "durable committed entries unavailable: "
+                          << ents.status().to_string();
+  std::vector<Entry> out = std::move(ents).value();
+  auto conf = std::find_if(out.begin(), out.end(), [](const Entry& e) {
+    return e.type() == raftpb::ENTRY_CONF_CHANGE;
+  });
+  out.erase(conf, out.end());
+  if (out.empty()) return out;
+  h.applied_index = out.back().index();
+  for (const auto& e : out) h.data_bytes += entry_bytes(e);
+  return out;
 }
 
 NodeStatus Node::status() const {

@@ -21,6 +21,14 @@
 //      Serve `read_states` once the applied index reaches their index.
 //   5. Call advance(). Exactly one Ready is outstanding at a time.
 //
+// Committed entries already durable on this node need not wait for step 2:
+// those of a Ready below entries.front() (every entry not yet persisted is
+// in `entries`) may be applied at once, and while the Ready is outstanding
+// durable_committed() hands out entries committed since, so that the
+// application does not hold them behind the next sync (thesis §10.2.1: the
+// leader's own write overlaps replication; an entry committed by the
+// followers is applied as soon as it is durable here too).
+//
 // Not thread-safe: one owner thread per Node.
 #pragma once
 
@@ -183,6 +191,17 @@ class Node {
   bool has_ready() const;
   Ready ready();
   void advance();
+  // Between ready() and advance(): entries committed and durable in this
+  // node's log (persisted by an earlier advance(); index <= the persisted
+  // index) that no Ready has handed out, in order, at most
+  // committed_bytes_per_ready_max bytes. Apply them at once, after the
+  // outstanding Ready's own committed_entries (which come first, and must
+  // then be applied before step 2 ends: they are durable whenever anything
+  // here is). advance() acknowledges them with the Ready. Empty when no Ready
+  // is outstanding, while a snapshot is pending or the Ready hands out conf
+  // changes, and up to (not including) a conf-change entry: conf changes
+  // reach the application only in a Ready, with its conf_state (decision 3).
+  std::vector<Entry> durable_committed();
 
   NodeStatus status() const;
   ConfState conf_state() const;

@@ -54,7 +54,8 @@ std::string replay_command(const SimOptions& o) {
   std::string s = "raft-sim --seed " + std::to_string(o.seed) + " --nodes " +
                   std::to_string(o.nodes) + " --faults " + qkv::sim::faults_name(o.faults) +
                   " --steps " + std::to_string(o.steps) + " --read-mode " +
-                  qkv::sim::read_mode_name(o.read_mode);
+                  qkv::sim::read_mode_name(o.read_mode) + " --early-apply " +
+                  qkv::sim::early_apply_name(o.early_apply);
   if (o.bug != Bug::kNone) s += std::string(" --bug ") + qkv::sim::bug_name(o.bug);
   if (!o.core_invariants) s += " --no-core-invariants";
   return s + " --verbose";
@@ -191,6 +192,7 @@ int main(int argc, char** argv) {
   uint64_t steps = SimOptions().steps;
   std::string bug = "none";
   std::string read_mode = "mixed";
+  std::string early_apply = "mixed";
   bool verbose = false;
   bool expect_violation = false;
   bool no_core_invariants = false;
@@ -210,6 +212,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"none", "commit-old-term", "vote-without-log-check"}));
   app.add_option("--read-mode", read_mode, "read mode of the core; mixed draws one per seed")
       ->check(CLI::IsMember({"readindex", "lease", "mixed"}));
+  app.add_option("--early-apply", early_apply,
+                 "asynchronous seeds apply durable committed entries before the sync: "
+                 "on, off, or mixed (odd seeds)")
+      ->check(CLI::IsMember({"on", "off", "mixed"}));
   app.add_flag("--verbose,-v", verbose, "print a trace of every event (use with --seed)");
   app.add_flag("--expect-violation", expect_violation,
                "succeed iff some seed violates a safety oracle; stop at the first one");
@@ -245,6 +251,9 @@ int main(int argc, char** argv) {
                    : read_mode == "lease"   ? ReadModeChoice::kLease
                                             : ReadModeChoice::kMixed;
   base.core_invariants = !no_core_invariants;
+  base.early_apply = early_apply == "on"    ? qkv::sim::EarlyApplyChoice::kOn
+                     : early_apply == "off" ? qkv::sim::EarlyApplyChoice::kOff
+                                            : qkv::sim::EarlyApplyChoice::kMixed;
   if (seed) {
     seed_start = *seed;
     seeds = 1;

@@ -52,6 +52,17 @@ const char* faults_name(unsigned f) {
   }
 }
 
+const char* early_apply_name(EarlyApplyChoice e) {
+  switch (e) {
+    case EarlyApplyChoice::kOff:
+      return "off";
+    case EarlyApplyChoice::kOn:
+      return "on";
+    default:
+      return "mixed";
+  }
+}
+
 const char* read_mode_name(ReadModeChoice r) {
   switch (r) {
     case ReadModeChoice::kReadIndex:
@@ -82,6 +93,7 @@ void SimStats::add(const SimStats& o) {
   snapshots_installed += o.snapshots_installed;
   crashes += o.crashes;
   crashes_mid_ready += o.crashes_mid_ready;
+  early_applies += o.early_applies;
   pauses += o.pauses;
   partitions += o.partitions;
   transfers += o.transfers;
@@ -102,7 +114,8 @@ std::string SimStats::to_string() const {
     << " dropped=" << msgs_dropped << " duplicated=" << msgs_duplicated
     << " snap_chunks=" << snap_chunks_sent << " snapshots=" << snapshots_created << "/"
     << snapshots_installed << "(taken/installed) crashes=" << crashes
-    << " mid_ready_crashes=" << crashes_mid_ready << " pauses=" << pauses
+    << " mid_ready_crashes=" << crashes_mid_ready << " early_applies=" << early_applies
+    << " pauses=" << pauses
     << " partitions=" << partitions << " transfers=" << transfers
     << " conf_changes=" << conf_changes_proposed << "/" << conf_changes_applied
     << "(proposed/applied) joint=" << joint_configs << " nodes_added=" << nodes_added
@@ -139,6 +152,7 @@ struct Params {
   // asynchronous (persisted after a simulated disk latency, while the node
   // keeps stepping other inputs).
   bool async_ready = false;
+  bool early_apply = false;  // set from SimOptions, not drawn (sim.h)
   uint64_t disk_delay_max = 5;
   // Network (time units; a tick is kTickUnits).
   uint64_t delay_max = 10;
@@ -168,7 +182,8 @@ struct Params {
       << " inflight=" << inflight_msgs_max << " uncommitted_max=" << uncommitted_bytes_max
       << " committed_per_ready=" << committed_bytes_per_ready_max
       << " chunk=" << snapshot_chunk_bytes << " chunk_inflight=" << snapshot_inflight_chunks_max
-      << " async_ready=" << async_ready << " disk_delay=" << disk_delay_max
+      << " async_ready=" << async_ready << " early_apply=" << early_apply
+      << " disk_delay=" << disk_delay_max
       << " delay_max=" << delay_max << " reorder=" << reorder << " drop=" << p_drop
       << " dup=" << p_dup << " long_delay=" << p_long_delay << " net_change=" << p_net_change
       << " crash=" << p_crash << " kill_new_leader=" << p_kill_new_leader << " pause=" << p_pause
@@ -237,6 +252,8 @@ Params sample_params(SimRng& r, const SimOptions& o) {
   p.snap_threshold = pick_of<uint64_t>(r, {3, 10, 30, 100, 1000});
   p.snap_keep_max = r.range(0, 30);
   p.p_snap_forced = r.chance(0.5) ? r.real(0, 0.02) : 0;
+  p.early_apply = p.async_ready && (o.early_apply == EarlyApplyChoice::kOn ||
+                                    (o.early_apply == EarlyApplyChoice::kMixed && o.seed % 2 == 1));
   return p;
 }
 
@@ -321,6 +338,7 @@ struct SimNode {
   // The Ready being handled (async mode: between ready() and advance()).
   std::optional<raft::Ready> inflight;
   int crash_at = 0;  // crash point chosen for the inflight Ready
+  uint64_t early_conf = 0;  // last conf change of `inflight` applied before its sync
   uint64_t leader_check_term = 0;
   std::map<uint64_t, Proposal> proposals;  // by log index
   std::vector<uint64_t> waiting_reads;     // read ids waiting for the apply index
@@ -459,6 +477,7 @@ class Cluster {
   void client_write();
   void client_read();
   void on_client_apply(SimNode& n, const Entry& e);
+  void apply_durable(SimNode& n, const std::vector<Entry>& ents, const char* how);
   void on_read_state(SimNode& n, const raft::ReadState& rs);
   void serve_reads(SimNode& n);
   void transfer();
@@ -598,6 +617,14 @@ void Cluster::start_node(SimNode& n) {
     return;
   }
   oracle_.on_restore(n.id, (*snap)->metadata(), n.sm.chain());
+  // As cluster::Node::open_group: with early applies the state machine (here
+  // its snapshot) may be ahead of the durable commit index, which is volatile
+  // in Raft; everything applied was committed and is in the log.
+  if (raft::HardState hs = n.disk->initial_state().hard_state; hs.commit() < n.sm.applied()) {
+    QKV_CHECK_LE(n.sm.applied(), n.disk->last_index()) << "applied index past the log";
+    hs.set_commit(n.sm.applied());
+    n.disk->set_hard_state(hs);
+  }
   auto created = raft::Node::create(node_config(n));
   if (!created.is_ok()) {
     fail("Node::create failed for node " + std::to_string(n.id) + ": " +
@@ -849,6 +876,15 @@ void Cluster::after_input(SimNode& n) {
     }
     n.mem_commit_checked = c;
   }
+  if (params_.early_apply && n.inflight) {
+    // What cluster::Node does while the disk works (node.h: durable_committed).
+    std::vector<Entry> ents = n.node->durable_committed();
+    if (!ents.empty()) {
+      apply_durable(n, ents, "durable_committed()");
+      if (oracle_.failed() || !n.up) return;
+      serve_reads(n);
+    }
+  }
   drive_ready(n);
 }
 
@@ -922,8 +958,26 @@ void Cluster::begin_ready(SimNode& n) {
   }
   std::vector<Message> msgs = std::move(rd.messages);
   rd.messages.clear();
-  n.inflight = std::move(rd);
-  for (Message& m : msgs) send(n, std::move(m));
+  n.early_conf = 0;
+  if (params_.early_apply && !rd.snapshot && !rd.committed_entries.empty() &&
+      (rd.entries.empty() ||
+       rd.committed_entries.back().index() < rd.entries.front().index())) {
+    // Committed entries below the Ready's new ones are durable already:
+    // apply them before the sync (cluster::Node::apply_durable). A crash
+    // point below may then cut the power between this apply and the sync.
+    std::vector<Entry> ents = std::move(rd.committed_entries);
+    rd.committed_entries.clear();
+    for (const Entry& e : ents) {
+      if (e.type() == raftpb::ENTRY_CONF_CHANGE) n.early_conf = e.index();
+    }
+    n.inflight = std::move(rd);
+    for (Message& m : msgs) send(n, std::move(m));
+    apply_durable(n, ents, "a Ready's committed_entries");
+    if (oracle_.failed() || !n.up) return;
+  } else {
+    n.inflight = std::move(rd);
+    for (Message& m : msgs) send(n, std::move(m));
+  }
   if (n.crash_at == 1) {
     stats_.crashes_mid_ready++;
     crash(n, "mid-Ready: messages sent, nothing persisted");
@@ -985,7 +1039,8 @@ void Cluster::finish_ready(SimNode& n) {
   }
 
   // 4. Apply.
-  uint64_t last_conf = 0;
+  uint64_t last_conf = n.early_conf;
+  n.early_conf = 0;
   apply_ready(n, rd, last_conf);
   if (oracle_.failed()) return;
 
@@ -1314,6 +1369,39 @@ void Cluster::client_write() {
     SIM_TRACE("n", n->id, " client proposal w", w.id, " refused: ", r.status().to_string());
   }
   after_input(*n);
+}
+
+// Applies committed entries handed out before the outstanding Ready's sync
+// returned. The rule under test: a node applies only entries durable in its
+// own log (the disk holds this very entry), so that its applied index never
+// passes what a crash leaves of its log; the commit index itself need not
+// be durable (it is volatile in Raft).
+void Cluster::apply_durable(SimNode& n, const std::vector<Entry>& ents, const char* how) {
+  const std::string who = "node " + std::to_string(n.id);
+  for (const Entry& e : ents) {
+    if (e.index() != n.sm.applied() + 1) {
+      fail("contract: " + who + " must apply index " + std::to_string(n.sm.applied() + 1) +
+           " next but " + how + " handed " + std::to_string(e.index()));
+      return;
+    }
+    auto t = n.disk->term(e.index());
+    if (e.index() > n.disk->last_index() || !t.is_ok() || *t != e.term()) {
+      fail("contract: " + who + " was handed entry (" + std::to_string(e.index()) + ", " +
+           std::to_string(e.term()) + ") to apply by " + how + " before it is durable on its disk");
+      return;
+    }
+    n.sm.apply(e);
+    stats_.early_applies++;
+    oracle_.on_apply(n.id, e, n.sm.chain());
+    if (oracle_.failed()) return;
+    on_client_apply(n, e);
+    if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
+      if (conf_entries_seen_.insert(e.index()).second) stats_.conf_changes_applied++;
+      SIM_TRACE("n", n.id, " applies conf change ", describe_entry(e), " before the sync");
+    } else {
+      SIM_TRACE("n", n.id, " applies ", e.index(), " before the sync (", how, ")");
+    }
+  }
 }
 
 // A proposal is acknowledged when its (index, term) is applied on the node

@@ -386,5 +386,71 @@ TEST_F(ClusterNodeTest, NoAnswerBeforeAMajorityHasSynced) {
   disks_[followers[1]]->release();
 }
 
+// The leader applies an entry only once it is durable in its own log, even
+// when the followers alone made it committed; entries it already holds are
+// applied while its next sync is in flight. A power cut during that sync
+// loses no acknowledged write, and the restarted leader's applied index is
+// within its log (open_group checks it).
+TEST_F(ClusterNodeTest, LeaderAppliesOnlyWhatItsOwnDiskHolds) {
+  restart_on_gated_disks();
+  ASSERT_TRUE(run_until([&] { return leader() != 0; }));
+  uint64_t l = leader();
+  bool warm = false;
+  nodes_[l]->propose(1, "warm", [&](Status s, std::string) { warm = s.is_ok(); });
+  ASSERT_TRUE(run_until([&] { return warm; }));
+  std::vector<uint64_t> followers;
+  for (uint64_t id = 1; id <= 3; id++) {
+    if (id != l) followers.push_back(id);
+  }
+  // A: synced by the leader only (followers held), so not committed yet.
+  for (uint64_t f : followers) disks_[f]->hold();
+  Status a_status(Code::kTimedOut, "pending"), b_status(Code::kTimedOut, "pending");
+  bool a_done = false, b_done = false;
+  nodes_[l]->propose(1, "A", [&](Status s, std::string) {
+    a_status = s;
+    a_done = true;
+  });
+  ASSERT_TRUE(run_until([&] { return disks_[followers[0]]->waiting() > 0; }));
+  run_until([] { return false; }, 50);  // the leader's sync of A returns
+  // B: the leader's own sync is held.
+  disks_[l]->hold();
+  nodes_[l]->propose(1, "B", [&](Status s, std::string) {
+    b_status = s;
+    b_done = true;
+  });
+  ASSERT_TRUE(run_until([&] { return disks_[l]->waiting() > 0; }));
+  // The followers sync A and B: both are committed (two of three).
+  for (uint64_t f : followers) disks_[f]->release();
+  ASSERT_TRUE(run_until([&] { return machines_[followers[0]]->values.size() >= 2; }));
+  ASSERT_TRUE(run_until([&] { return a_done; }));
+  EXPECT_TRUE(a_status.is_ok()) << a_status.to_string();
+  run_until([] { return false; }, 200);
+  EXPECT_FALSE(b_done) << "B was answered before the leader's own sync of it returned";
+  EXPECT_EQ(machines_[l]->values, (std::vector<std::string>{"warm", "A"}));
+  // Power cut during the leader's sync of B: the node stops, B's fate is
+  // unknown to its client, and the unsynced tail of the leader's WAL is lost.
+  disks_[l]->cut_power();
+  ASSERT_TRUE(run_until([&] { return b_done; }));
+  EXPECT_FALSE(b_status.is_ok());
+  EXPECT_FALSE(nodes_[l]->fatal_error().empty());
+  nodes_[l].reset();
+  disks_[l]->crash();
+  disks_[l]->reset_gate();
+  start(l);
+  // B was committed by the followers: every node ends with warm, A, B.
+  bool wrote = false;
+  ASSERT_TRUE(run_until([&] { return leader() != 0; }));
+  nodes_[leader()]->propose(1, "C", [&](Status s, std::string) { wrote = s.is_ok(); });
+  ASSERT_TRUE(run_until([&] {
+    for (auto& [id, m] : machines_) {
+      if (m->values.size() != 4) return false;
+    }
+    return wrote;
+  }));
+  for (auto& [id, m] : machines_) {
+    EXPECT_EQ(m->values, (std::vector<std::string>{"warm", "A", "B", "C"})) << "node " << id;
+  }
+}
+
 }  // namespace
 }  // namespace qkv::cluster

@@ -103,6 +103,58 @@ TEST(RaftNodeTest, ElectsLeaderAndReplicates) {
   }
 }
 
+// Node::durable_committed(): while the leader's Ready with B is outstanding
+// (its own write of B in flight), the followers' acknowledgements commit A
+// and B. A, durable on the leader, is handed out at once; B, committed but
+// not durable on the leader, is not (thesis §10.2.1 lets the leader commit
+// before its own write; it applies only what its own log holds). advance()
+// acknowledges A, so the next Ready hands out B alone.
+TEST(RaftNodeTest, DurableCommittedWhileTheNextAppendIsPending) {
+  Cluster c(3);
+  c.node(1).campaign();
+  c.stabilize();
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  Node& l = c.node(1);
+  EXPECT_TRUE(l.durable_committed().empty()) << "no Ready outstanding";
+  ASSERT_TRUE(l.propose("A").is_ok());
+  Ready r1 = l.ready();
+  ASSERT_EQ(r1.entries.size(), 1u);
+  ASSERT_TRUE(c.storages[0]->append(r1.entries).is_ok());
+  l.advance();
+  ASSERT_TRUE(l.propose("B").is_ok());
+  Ready r2 = l.ready();  // B: the leader's write is in flight from here on
+  ASSERT_EQ(r2.entries.size(), 1u);
+  EXPECT_TRUE(l.durable_committed().empty()) << "A is not committed yet";
+  // The followers persist A and B and acknowledge both.
+  std::deque<Message> to_followers;
+  for (auto& m : r1.messages) to_followers.push_back(m);
+  for (auto& m : r2.messages) to_followers.push_back(m);
+  std::vector<Message> to_leader;
+  for (auto& m : to_followers) ASSERT_TRUE(c.node(m.to()).step(m).is_ok());
+  for (uint64_t f = 2; f <= 3; f++) {
+    Node& n = c.node(f);
+    while (n.has_ready()) {
+      Ready rd = n.ready();
+      ASSERT_TRUE(c.storages[f - 1]->append(rd.entries).is_ok());
+      if (rd.hard_state) c.storages[f - 1]->set_hard_state(*rd.hard_state);
+      for (auto& m : rd.messages_after_persist) to_leader.push_back(m);
+      n.advance();
+    }
+  }
+  for (auto& m : to_leader) ASSERT_TRUE(l.step(m).is_ok());
+  ASSERT_EQ(l.status().hard_state.commit(), r2.entries[0].index()) << "B committed by 2 and 3";
+  std::vector<Entry> early = l.durable_committed();
+  ASSERT_EQ(early.size(), 1u);
+  EXPECT_EQ(early[0].data(), "A");
+  EXPECT_TRUE(l.durable_committed().empty()) << "handed out twice";
+  ASSERT_TRUE(c.storages[0]->append(r2.entries).is_ok());
+  l.advance();
+  Ready r3 = l.ready();
+  ASSERT_EQ(r3.committed_entries.size(), 1u);
+  EXPECT_EQ(r3.committed_entries[0].data(), "B");
+  l.advance();
+}
+
 TEST(RaftNodeTest, FollowerRefusesProposalWithLeaderHint) {
   Cluster c(3);
   c.node(1).campaign();
