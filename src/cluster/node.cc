@@ -175,6 +175,7 @@ Status Node::open_group(uint64_t gid, bool fresh) {
   c.inflight_msgs_max = opts_.inflight_msgs_max;
   c.uncommitted_bytes_max = opts_.uncommitted_bytes_max;
   c.snapshot_chunk_bytes = opts_.snapshot_chunk_bytes;
+  c.coalesce_appends = true;  // one MsgApp per follower per Ready, not per proposal
   c.random_seed = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) ^ opts_.id;
   auto node = raft::Node::create(c);
   if (!node.is_ok()) return node.status();
@@ -287,7 +288,8 @@ void Node::run_ready_loop() {
       log_store_->note_commit(gid, rd);
       continue;
     }
-    if (Status s = log_store_->stage(gid, rd); !s.is_ok()) {
+    g.ready_first_new = rd.entries.empty() ? 0 : rd.entries.front().index();
+    if (Status s = log_store_->stage_taking_entries(gid, rd); !s.is_ok()) {
       fail_node("cannot stage group " + std::to_string(gid) + ": " + s.to_string());
       return;
     }
@@ -344,14 +346,13 @@ void Node::apply_durable(Group& g, raft::Ready& rd) {
   // Committed entries may be applied (and their proposers answered) as soon
   // as they are durable on this node as well as committed: ready() hands out
   // every entry not yet persisted in rd.entries (one Ready is outstanding at
-  // a time), so committed entries below rd.entries.front() are on disk here.
+  // a time; staging moved them out: ready_first_new is the first), so
+  // committed entries below it are on disk here.
   // Those at or above it wait for this Ready's sync: a node never applies
   // what a crash could take from its own log (applied <= last durable index
   // is what a restart relies on, open_group()).
   if (rd.snapshot || rd.committed_entries.empty()) return;
-  if (!rd.entries.empty() && rd.committed_entries.back().index() >= rd.entries.front().index()) {
-    return;
-  }
+  if (g.ready_first_new != 0 && rd.committed_entries.back().index() >= g.ready_first_new) return;
   apply_entries(g, rd.committed_entries, rd.conf_state);
   rd.committed_entries.clear();  // finish_ready() keeps conf_state for the peers
   take_read_states(g, rd);

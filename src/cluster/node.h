@@ -234,6 +234,7 @@ class Node {
     uint64_t last_snapshot_index = 0;
     std::optional<raft::Ready> ready;  // handed out, not advanced yet
     bool ready_writes = false;         // `ready` is staged in the WAL batch
+    uint64_t ready_first_new = 0;      // index of its first entry to persist (0: none)
   };
 
   Status open_group(uint64_t group, bool fresh);

@@ -132,6 +132,7 @@ bool Node::has_ready() const {
 
 Ready Node::ready() {
   QKV_CHECK(!handed_->outstanding) << "ready() called again before advance()";
+  raft_->flush_appends();
   Ready rd;
   SoftState ss = raft_->soft_state();
   if (ss != prev_soft_state_) {

@@ -87,6 +87,11 @@ struct Config {
 
   uint64_t random_seed = 1;  // the only source of randomness
 
+  // A leader builds the MsgApp for new proposals once, at the next ready(),
+  // for every proposal since, instead of one MsgApp per follower per
+  // proposal (entry batching; the messages leave at ready() either way).
+  bool coalesce_appends = false;
+
   // Test-only switches that break Raft on purpose, so that the simulator's
   // oracles can be shown to catch real bugs. Never set outside tests.
   bool TEST_commit_old_term_by_counting = false;  // breaks Raft paper §5.4.2

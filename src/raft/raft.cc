@@ -901,8 +901,23 @@ Result<Proposed> Raft::propose(std::string data, EntryType type) {
                                                std::to_string(cfg_.uncommitted_bytes_max));
   }
   Proposed p = append_entry(std::move(e));
-  bcast_append();
+  if (cfg_.coalesce_appends) {
+    appends_pending_ = true;
+  } else {
+    bcast_append();
+  }
   return p;
+}
+
+void Raft::flush_appends() {
+  if (!appends_pending_) return;
+  appends_pending_ = false;
+  if (role_ != Role::kLeader) return;
+  // Only what is still unsent: an acknowledgement since may have sent the
+  // new entries already (pipelining in handle_append_response).
+  for (auto& [id, pr] : trk_.progress) {
+    if (id != id_) maybe_send_append(id, false);
+  }
 }
 
 Status Raft::check_conf_change(const ConfChange& cc) const {

@@ -61,7 +61,12 @@ class Raft {
     return std::exchange(msgs_after_persist_, {});
   }
   std::vector<ReadState> take_read_states() { return std::exchange(read_states_, {}); }
-  bool has_messages() const { return !msgs_.empty() || !msgs_after_persist_.empty(); }
+  bool has_messages() const {
+    return !msgs_.empty() || !msgs_after_persist_.empty() || appends_pending_;
+  }
+  // With Config::coalesce_appends: sends the appends that proposals since
+  // the last call deferred (Node::ready() calls it first).
+  void flush_appends();
   bool has_read_states() const { return !read_states_.empty(); }
   HardState hard_state() const;
   SoftState soft_state() const { return SoftState{lead_, role_}; }
@@ -174,6 +179,7 @@ class Raft {
   ProgressTracker trk_;
   std::vector<Message> msgs_;
   std::vector<Message> msgs_after_persist_;
+  bool appends_pending_ = false;  // proposals not yet sent (coalesce_appends)
   std::vector<ReadState> read_states_;
   ReadOnly read_only_;
   std::vector<Message> pending_reads_;  // reads waiting for a commit in this term

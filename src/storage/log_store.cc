@@ -56,17 +56,26 @@ void LogStore::note_commit(uint64_t group, const raft::Ready& rd) {
 }
 
 Status LogStore::stage(uint64_t group, const raft::Ready& rd) {
+  raft::Ready copy;
+  copy.snapshot = rd.snapshot;
+  copy.entries = rd.entries;
+  copy.hard_state = rd.hard_state;
+  copy.must_sync = rd.must_sync;
+  return stage_taking_entries(group, copy);
+}
+
+Status LogStore::stage_taking_entries(uint64_t group, raft::Ready& rd) {
   if (!rd.snapshot && rd.entries.empty() && !rd.hard_state) return Status::ok();
   // Commit indexes noted since the last batch go first: they are older than
   // anything staged now (recovery keeps a group's last hard state).
   for (const auto& [g, hs] : noted_commits_) batch_.add_hard_state(g, hs);
   noted_commits_.clear();
-  Staged st{group, rd.snapshot, rd.entries, rd.hard_state};
+  need_sync_ = need_sync_ || rd.must_sync || must_write(group, rd);
   if (rd.snapshot) batch_.add_snapshot(group, rd.snapshot->metadata());
   for (const auto& e : rd.entries) batch_.add_entry(group, e);
   if (rd.hard_state) batch_.add_hard_state(group, *rd.hard_state);
-  need_sync_ = need_sync_ || rd.must_sync || must_write(group, rd);
-  staged_.push_back(std::move(st));
+  staged_.push_back(Staged{group, rd.snapshot, std::move(rd.entries), rd.hard_state});
+  rd.entries.clear();
   return Status::ok();
 }
 

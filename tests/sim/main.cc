@@ -55,7 +55,8 @@ std::string replay_command(const SimOptions& o) {
                   std::to_string(o.nodes) + " --faults " + qkv::sim::faults_name(o.faults) +
                   " --steps " + std::to_string(o.steps) + " --read-mode " +
                   qkv::sim::read_mode_name(o.read_mode) + " --early-apply " +
-                  qkv::sim::early_apply_name(o.early_apply);
+                  qkv::sim::early_apply_name(o.early_apply) + " --coalesce-appends " +
+                  qkv::sim::early_apply_name(o.coalesce_appends);
   if (o.bug != Bug::kNone) s += std::string(" --bug ") + qkv::sim::bug_name(o.bug);
   if (!o.core_invariants) s += " --no-core-invariants";
   return s + " --verbose";
@@ -193,6 +194,7 @@ int main(int argc, char** argv) {
   std::string bug = "none";
   std::string read_mode = "mixed";
   std::string early_apply = "mixed";
+  std::string coalesce_appends = "mixed";
   bool verbose = false;
   bool expect_violation = false;
   bool no_core_invariants = false;
@@ -215,6 +217,10 @@ int main(int argc, char** argv) {
   app.add_option("--early-apply", early_apply,
                  "asynchronous seeds apply durable committed entries before the sync: "
                  "on, off, or mixed (odd seeds)")
+      ->check(CLI::IsMember({"on", "off", "mixed"}));
+  app.add_option("--coalesce-appends", coalesce_appends,
+                 "leaders build one MsgApp per follower per Ready (Config::coalesce_appends): "
+                 "on, off, or mixed (seeds with seed/2 odd)")
       ->check(CLI::IsMember({"on", "off", "mixed"}));
   app.add_flag("--verbose,-v", verbose, "print a trace of every event (use with --seed)");
   app.add_flag("--expect-violation", expect_violation,
@@ -254,6 +260,9 @@ int main(int argc, char** argv) {
   base.early_apply = early_apply == "on"    ? qkv::sim::EarlyApplyChoice::kOn
                      : early_apply == "off" ? qkv::sim::EarlyApplyChoice::kOff
                                             : qkv::sim::EarlyApplyChoice::kMixed;
+  base.coalesce_appends = coalesce_appends == "on"    ? qkv::sim::EarlyApplyChoice::kOn
+                          : coalesce_appends == "off" ? qkv::sim::EarlyApplyChoice::kOff
+                                                      : qkv::sim::EarlyApplyChoice::kMixed;
   if (seed) {
     seed_start = *seed;
     seeds = 1;

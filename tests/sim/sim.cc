@@ -153,6 +153,7 @@ struct Params {
   // keeps stepping other inputs).
   bool async_ready = false;
   bool early_apply = false;  // set from SimOptions, not drawn (sim.h)
+  bool coalesce_appends = false;  // likewise
   uint64_t disk_delay_max = 5;
   // Network (time units; a tick is kTickUnits).
   uint64_t delay_max = 10;
@@ -183,6 +184,7 @@ struct Params {
       << " committed_per_ready=" << committed_bytes_per_ready_max
       << " chunk=" << snapshot_chunk_bytes << " chunk_inflight=" << snapshot_inflight_chunks_max
       << " async_ready=" << async_ready << " early_apply=" << early_apply
+      << " coalesce_appends=" << coalesce_appends
       << " disk_delay=" << disk_delay_max
       << " delay_max=" << delay_max << " reorder=" << reorder << " drop=" << p_drop
       << " dup=" << p_dup << " long_delay=" << p_long_delay << " net_change=" << p_net_change
@@ -254,6 +256,8 @@ Params sample_params(SimRng& r, const SimOptions& o) {
   p.p_snap_forced = r.chance(0.5) ? r.real(0, 0.02) : 0;
   p.early_apply = p.async_ready && (o.early_apply == EarlyApplyChoice::kOn ||
                                     (o.early_apply == EarlyApplyChoice::kMixed && o.seed % 2 == 1));
+  p.coalesce_appends = o.coalesce_appends == CoalesceChoice::kOn ||
+                       (o.coalesce_appends == CoalesceChoice::kMixed && (o.seed / 2) % 2 == 1);
   return p;
 }
 
@@ -589,6 +593,7 @@ raft::Config Cluster::node_config(SimNode& n) {
   c.group = kGroup;
   c.storage = n.disk.get();
   c.applied = n.sm.applied();
+  c.coalesce_appends = params_.coalesce_appends;
   c.election_timeout_ticks = params_.election_timeout;
   c.heartbeat_interval_ticks = params_.heartbeat;
   c.pre_vote = params_.pre_vote;

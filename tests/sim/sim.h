@@ -37,6 +37,10 @@ enum class ReadModeChoice { kReadIndex, kLease, kMixed };
 // entries below its new ones). kMixed: odd seeds do (chosen without drawing
 // from the seed's PRNG, so `off` replays the schedules of earlier versions).
 enum class EarlyApplyChoice { kOff, kOn, kMixed };
+// Config::coalesce_appends (one MsgApp per follower per Ready, as
+// cluster::Node runs the core). kMixed: seeds with seed/2 odd (chosen
+// without drawing from the PRNG, so `off` replays earlier schedules).
+using CoalesceChoice = EarlyApplyChoice;
 
 struct SimOptions {
   uint64_t seed = 1;
@@ -46,6 +50,7 @@ struct SimOptions {
   Bug bug = Bug::kNone;
   ReadModeChoice read_mode = ReadModeChoice::kMixed;
   EarlyApplyChoice early_apply = EarlyApplyChoice::kMixed;
+  CoalesceChoice coalesce_appends = CoalesceChoice::kMixed;
   // Also run the core's own invariant checker (Raft::check_invariants) after
   // every input. A failure there aborts the process.
   bool core_invariants = true;

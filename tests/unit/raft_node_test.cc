@@ -155,6 +155,41 @@ TEST(RaftNodeTest, DurableCommittedWhileTheNextAppendIsPending) {
   l.advance();
 }
 
+// Config::coalesce_appends: proposals between two Readies leave in one
+// MsgApp per follower (entry batching), not one per proposal; replication
+// is otherwise unchanged.
+TEST(RaftNodeTest, CoalescedAppendsCarryEveryProposalSinceTheLastReady) {
+  for (bool coalesce : {false, true}) {
+    Config base;
+    base.coalesce_appends = coalesce;
+    Cluster c(3, base);
+    c.node(1).campaign();
+    c.stabilize();
+    ASSERT_EQ(c.node(1).role(), Role::kLeader);
+    for (int i = 0; i < 3; i++) ASSERT_TRUE(c.node(1).propose("p" + std::to_string(i)).is_ok());
+    ASSERT_TRUE(c.node(1).has_ready());
+    Ready rd = c.node(1).ready();
+    std::map<uint64_t, int> apps, ents;
+    for (const auto& m : rd.messages) {
+      if (m.type() != raftpb::MSG_APP) continue;
+      apps[m.to()]++;
+      ents[m.to()] += m.entries_size();
+    }
+    for (uint64_t f = 2; f <= 3; f++) {
+      EXPECT_EQ(apps[f], coalesce ? 1 : 3) << "coalesce=" << coalesce << " to " << f;
+      EXPECT_EQ(ents[f], 3) << "coalesce=" << coalesce << " to " << f;
+    }
+    for (auto& m : rd.messages) c.queue.push_back(m);
+    ASSERT_TRUE(c.storages[0]->append(rd.entries).is_ok());
+    if (rd.hard_state) c.storages[0]->set_hard_state(*rd.hard_state);
+    c.node(1).advance();
+    c.stabilize();
+    for (int i = 0; i < 3; i++) {
+      EXPECT_EQ(c.applied[i], (std::vector<std::string>{"p0", "p1", "p2"})) << "node " << i + 1;
+    }
+  }
+}
+
 TEST(RaftNodeTest, FollowerRefusesProposalWithLeaderHint) {
   Cluster c(3);
   c.node(1).campaign();
