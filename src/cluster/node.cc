@@ -466,7 +466,12 @@ Status Node::take_snapshot(uint64_t gid) {
   auto it = groups_.find(gid);
   if (it == groups_.end()) return Status(Code::kNotFound, "no such group");
   Group& g = it->second;
-  if (g.ready) return Status(Code::kUnavailable, "a Ready is being persisted; try again");
+  // Not while a WAL batch is being written: LogStore::compact must not run
+  // beside flush() (a Ready with nothing to write is finished while
+  // another group's batch may be in flight).
+  if (g.ready || persisting_) {
+    return Status(Code::kUnavailable, "a Ready is being persisted; try again");
+  }
   // The state machine's durable state is the snapshot: compaction keeps
   // only its metadata (followers get a file written on demand).
   auto meta = g.sm->persist_applied();
