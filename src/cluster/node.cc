@@ -175,7 +175,7 @@ Status Node::open_group(uint64_t gid, bool fresh) {
   c.inflight_msgs_max = opts_.inflight_msgs_max;
   c.uncommitted_bytes_max = opts_.uncommitted_bytes_max;
   c.snapshot_chunk_bytes = opts_.snapshot_chunk_bytes;
-  c.coalesce_appends = true;  // one MsgApp per follower per Ready, not per proposal
+  c.coalesce_appends = opts_.coalesce_appends;
   c.random_seed = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) ^ opts_.id;
   auto node = raft::Node::create(c);
   if (!node.is_ok()) return node.status();
