@@ -48,6 +48,7 @@ struct KeyspaceCounters {
   // FLUSHALL keeps them, so a token is never granted twice.
   uint64_t fence = 0;
   uint64_t waiter_seq = 0;
+  uint64_t waiters = 0;  // blocked clients queued (waiters.h): none, nothing to serve
   bool operator==(const KeyspaceCounters&) const = default;
 };
 

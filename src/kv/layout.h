@@ -161,6 +161,7 @@ inline constexpr std::string_view kMetaFormat = "format";    // u64be: layout ve
 inline constexpr std::string_view kMetaScriptPrefix = "script:";
 inline constexpr std::string_view kMetaFence = "fence";      // u64be: last fencing token granted
 inline constexpr std::string_view kMetaWaiterSeq = "waiter_seq";  // u64be: last waiter number
+inline constexpr std::string_view kMetaWaiters = "waiters";  // u64be: waiters queued
 inline constexpr uint64_t kFormatVersion = 1;
 
 void put_u64be(std::string* out, uint64_t v);

@@ -80,6 +80,7 @@ Status KvStateMachine::load_meta() {
   if (Status s = read_u64(kMetaStamp, &stamp); !s.is_ok()) return s;
   if (Status s = read_u64(kMetaFence, &counters_.fence); !s.is_ok()) return s;
   if (Status s = read_u64(kMetaWaiterSeq, &counters_.waiter_seq); !s.is_ok()) return s;
+  if (Status s = read_u64(kMetaWaiters, &counters_.waiters); !s.is_ok()) return s;
   counters_.keys = keys;
   counters_.expires = expires;
   last_stamp_ms_ = static_cast<int64_t>(stamp);
@@ -126,7 +127,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
         // Blocked clients of the lists this entry pushed to, first blocked
         // first served (waiters.h); serving may push more (BLMOVE).
         const std::vector<std::string>& pushed = ks.lists_pushed();
-        for (size_t p = 0; p < pushed.size(); p++) {
+        for (size_t p = 0; p < pushed.size() && counters.waiters > 0; p++) {
           const std::string key = pushed[p];
           std::string scratch;
           net::ReplyWriter w(&scratch);
@@ -150,6 +151,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
   batch.put(meta_key(kMetaStamp), encode_u64be(static_cast<uint64_t>(stamp)));
   batch.put(meta_key(kMetaFence), encode_u64be(counters.fence));
   batch.put(meta_key(kMetaWaiterSeq), encode_u64be(counters.waiter_seq));
+  batch.put(meta_key(kMetaWaiters), encode_u64be(counters.waiters));
   const raftpb::Entry& last = entries.back();
   if (Status s = store_->apply(batch, last.index(), last.term(), conf ? &*conf : nullptr);
       !s.is_ok()) {
@@ -306,6 +308,7 @@ Status KvStateMachine::TEST_check_invariants() {
   Txn txn(store_, group_, /*writable=*/false);
   KeyspaceCounters counters = counters_;
   Keyspace ks(&txn, last_stamp_ms_, &counters);
+  if (Status s = TEST_check_waiters(ks); !s.is_ok()) return s;
   return ks.TEST_check_invariants();
 }
 

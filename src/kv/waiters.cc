@@ -71,6 +71,8 @@ std::optional<kvpb::Waiter> load_waiter(Keyspace& ks, std::string_view id) {
 }
 
 void remove_waiter(Keyspace& ks, std::string_view id, const kvpb::Waiter& w) {
+  QKV_CHECK(ks.counters().waiters > 0) << "waiter count out of step";
+  ks.mutable_counters().waiters--;
   for (const auto& key : w.keys()) ks.txn().del(queue_key(key, w.seq()));
   ks.txn().del(timer_key(w.deadline_ms(), kTimerWaiter, id));
   ks.txn().del(waiter_record_key(id));
@@ -290,6 +292,51 @@ std::vector<std::string> due_timers(Keyspace& ks, size_t max_n) {
   return out;
 }
 
+std::optional<std::string_view> timer_lock_name(std::string_view t) {
+  if (t.size() < 10 || t[8] != kTimerLock) return std::nullopt;
+  return t.substr(9);
+}
+
+Status TEST_check_waiters(Keyspace& ks) {
+  uint64_t n = 0;
+  Status bad;
+  const std::string records(waiter_record_key(""));
+  std::vector<std::pair<std::string, kvpb::Waiter>> all;
+  ks.txn().scan(records, records, [&](std::string_view k, std::string_view v) {
+    kvpb::Waiter w;
+    if (!w.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+      bad = Status(Code::kCorruption, "undecodable waiter");
+      return false;
+    }
+    all.emplace_back(std::string(k.substr(2)), std::move(w));
+    return true;
+  });
+  for (const auto& [id, w] : all) {
+    n++;
+    for (const auto& key : w.keys()) {
+      auto q = ks.txn().get(queue_key(key, w.seq()));
+      if (!q || *q != id) bad = Status(Code::kCorruption, "waiter " + id + " missing from a queue");
+    }
+    if (!ks.txn().get(timer_key(w.deadline_ms(), kTimerWaiter, id))) {
+      bad = Status(Code::kCorruption, "waiter " + id + " has no timer");
+    }
+  }
+  uint64_t queued = 0;
+  const std::string queues{kWaiterTag, kWaiterQueue};
+  ks.txn().scan(queues, queues, [&](std::string_view, std::string_view) {
+    queued++;
+    return true;
+  });
+  uint64_t keys = 0;
+  for (const auto& [id, w] : all) keys += static_cast<uint64_t>(w.keys_size());
+  if (queued != keys) bad = Status(Code::kCorruption, "stale queue entries");
+  if (n != ks.counters().waiters) {
+    bad = Status(Code::kCorruption, "waiter count " + std::to_string(ks.counters().waiters) +
+                                        ", records " + std::to_string(n));
+  }
+  return bad;
+}
+
 uint64_t waiter_count(Keyspace& ks, std::string_view key) {
   uint64_t n = 0;
   const std::string prefix = queue_prefix(key);
@@ -416,6 +463,7 @@ void cmd_block(CommandContext& ctx, Args args) {
   }
   put_timer(ctx.ks, w.deadline_ms(), kTimerWaiter, id);
   ctx.ks.txn().put(waiter_record_key(id), w.SerializeAsString());
+  ctx.ks.mutable_counters().waiters++;
   ctx.out.out()->append(kBlockedReply);
 }
 

@@ -25,6 +25,7 @@
 //        deadline, name its id; kind 'L': a lock's lease end, name the lock)
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,14 @@ std::vector<std::string> due_timers(Keyspace& ks, size_t max_n);
 // a lock's release). ctx is any command context of the entry (its Keyspace,
 // options and events).
 void serve_waiters(CommandContext& ctx, std::string_view key);
+
+// The lock a `timers` argument names, if it is a lock lease's timer (a
+// waiter's timer names no key).
+std::optional<std::string_view> timer_lock_name(std::string_view timer_arg);
+
+// Checks that the waiter records, their queue entries and timers agree,
+// and the waiter count. O(waiters): tests only.
+Status TEST_check_waiters(Keyspace& ks);
 
 // The number of waiters queued on `key` (LOCK.INFO, tests).
 uint64_t waiter_count(Keyspace& ks, std::string_view key);

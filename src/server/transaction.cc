@@ -15,6 +15,8 @@
 #include "server/reply_util.h"
 #include "server/server.h"
 
+#include "kv/waiters.h"
+
 namespace qkv::server {
 
 namespace {
@@ -243,6 +245,26 @@ bool Server::watched_keys_changed(const Watches& watches) const {
           }
           continue;
         }
+        std::vector<std::string_view> argv(req.args().begin(), req.args().end());
+        if (req.internal() && name == kv::kBlockCommand && argv.size() > 3) {
+          // A blocking command tried at once (kv/waiters.h): its own keys.
+          const kv::CommandSpec* inner = kv::find_command(argv[3]);
+          const std::span<const std::string_view> cmd(argv.begin() + 3, argv.end());
+          if (inner == nullptr || !kv::arity_ok(*inner, cmd.size())) continue;
+          for (size_t i : kv::command_keys(*inner, cmd)) {
+            if (changed(cmd[i], e.index())) return true;
+          }
+          continue;
+        }
+        if (req.internal() && name == kv::kTimersCommand) {
+          // A lease ended: that lock was released, maybe granted to its
+          // next waiter (a wait that ended changes no key).
+          for (size_t i = 1; i < argv.size(); ++i) {
+            const auto lock = kv::timer_lock_name(argv[i]);
+            if (lock && changed(*lock, e.index())) return true;
+          }
+          continue;
+        }
         const kv::CommandSpec* spec = kv::find_command(req.args(0));
         if (spec == nullptr || !spec->is_write()) continue;
         // A write without key positions (FLUSHDB, FLUSHALL) touches all;
@@ -256,7 +278,6 @@ bool Server::watched_keys_changed(const Watches& watches) const {
         }
         const size_t n = static_cast<size_t>(req.args_size());
         if (!kv::arity_ok(*spec, n)) continue;  // applied as an arity error: changes nothing
-        std::vector<std::string_view> argv(req.args().begin(), req.args().end());
         for (size_t i : kv::command_keys(*spec, argv)) {
           if (changed(req.args(static_cast<int>(i)), e.index())) return true;
         }

@@ -252,6 +252,34 @@ class LockTest(unittest.TestCase):
         self.assertEqual(self.client(f1).execute_command("UNLOCK", "busy", "holder"), 1)
         self.assertIsNone(self.client(f1).execute_command("LOCK.INFO", "busy"))
 
+    def test_watch_sees_a_lease_end_and_a_blocking_pop(self):
+        """WATCH through any node: EXEC gives nil when a lock's lease ended (the
+        leader's `timers` entry) or a blocking pop took from a watched list,
+        and only then."""
+        c = self.cluster
+        f1, f2 = c.followers()[:2]
+        self.client(f2).execute_command("LOCK", "wl", "a", 400)
+
+        def exec_after(watch, action):
+            p = self.client(f1).pipeline()
+            p.watch(*watch)
+            action()
+            p.multi()
+            p.set("wx", "1")
+            try:
+                return p.execute()
+            except redis.exceptions.WatchError:
+                return None
+            finally:
+                p.reset()
+        self.assertIsNone(exec_after(["wl"], lambda: time.sleep(1.2)))
+        self.client(f2).execute_command("LOCK", "wl2", "a", 400)
+        self.assertEqual(exec_after(["other"], lambda: time.sleep(1.2)), [True])
+        self.client(f2).rpush("wq", "e")
+        popped = []
+        self.assertIsNone(exec_after(["wq"], lambda: popped.append(self.client(f2).blpop("wq", 5))))
+        self.assertEqual(popped, [(b"wq", b"e")])
+
     def test_python_redis_lock_class(self):
         # As redis-py's documentation shows: a context manager, blocking
         # acquire with a timeout, extend, and release by Lua scripts.
