@@ -126,7 +126,10 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
         }
         // Blocked clients of the lists this entry pushed to, first blocked
         // first served (waiters.h); serving may push more (BLMOVE).
+        // Their writes are logged as a command's are (keys changed for
+        // CLIENT TRACKING, "new" notifications).
         const std::vector<std::string>& pushed = ks.lists_pushed();
+        if (ev != nullptr) ks.set_change_log(ev);
         for (size_t p = 0; p < pushed.size() && counters.waiters > 0; p++) {
           const std::string key = pushed[p];
           std::string scratch;
@@ -135,6 +138,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
                              mix64(e.index() * 1000003 + 999983), scripts_.get(), ev};
           serve_waiters(ctx, key);
         }
+        ks.set_change_log(nullptr);
         min_expiry_written = std::min(min_expiry_written, ks.min_expiry_written());
       }
     }

@@ -210,10 +210,14 @@ void reply_optional_int(CommandContext& ctx, std::optional<int64_t> v) {
 }
 
 // A consumer of the group, created (seen now) if new; its record is written.
-StreamConsumer touch_consumer(Stream& s, StreamGroup& g, std::string_view name, int64_t now) {
+StreamConsumer touch_consumer(CommandContext& ctx, Stream& s, StreamGroup& g,
+                              std::string_view name, int64_t now) {
   auto c = s.consumer(g, name);
   const bool is_new = !c;
-  if (is_new) c.emplace(StreamConsumer{std::string(name), now, 0});
+  if (is_new) {
+    c.emplace(StreamConsumer{std::string(name), now, 0});
+    notify(ctx, kNotifyStream, "xgroup-createconsumer", s.key());
+  }
   c->seen_ms = now;
   s.put_consumer(g, *c, is_new);
   return *c;
@@ -493,7 +497,7 @@ void read_command(CommandContext& ctx, Args args, bool group_cmd) {
       continue;
     }
     StreamGroup& g = *t.group;
-    const StreamConsumer c = touch_consumer(s, g, r.consumer, now);
+    const StreamConsumer c = touch_consumer(ctx, s, g, r.consumer, now);
     if (history) {
       // The consumer's own pending entries: redelivered (a deleted one as
       // [id, nil]).
@@ -828,8 +832,10 @@ void cmd_xadd(CommandContext& ctx, Args args) {
   }
   s->append(id, args.subspan(field_pos));
   reply_id(ctx, id);
-  apply_trim(*s, a);
+  const uint64_t trimmed = apply_trim(*s, a);
   s->save();
+  notify(ctx, kNotifyStream, "xadd", args[1]);
+  if (trimmed > 0) notify(ctx, kNotifyStream, "xtrim", args[1]);
 }
 
 // XTRIM key <MAXLEN | MINID> [= | ~] threshold [LIMIT count]
@@ -844,6 +850,7 @@ void cmd_xtrim(CommandContext& ctx, Args args) {
   }
   const uint64_t n = apply_trim(*s, a);
   s->save();
+  if (n > 0) notify(ctx, kNotifyStream, "xtrim", args[1]);
   ctx.out.integer(static_cast<int64_t>(n));
 }
 
@@ -943,6 +950,7 @@ void cmd_xdel(CommandContext& ctx, Args args) {
     deleted++;
   }
   s->save();
+  if (deleted > 0) notify(ctx, kNotifyStream, "xdel", args[1]);
   ctx.out.integer(deleted);
 }
 
@@ -999,6 +1007,7 @@ void cmd_xsetid(CommandContext& ctx, Args args) {
   if (entries_added != -1) w.entries_added = static_cast<uint64_t>(entries_added);
   if (!max_deleted.is_zero()) w.max_deleted = max_deleted;
   s->save();
+  notify(ctx, kNotifyStream, "xsetid", args[1]);
   ctx.out.ok();
 }
 
@@ -1088,6 +1097,7 @@ void cmd_xgroup(CommandContext& ctx, Args args) {
     }
     s->put_group(StreamGroup{std::string(name), id, entries_read, 0, 0}, true);
     s->save();
+    notify(ctx, kNotifyStream, "xgroup-create", key);
     ctx.out.ok();
   } else if (op == "setid") {
     if (args.size() != 5 && args.size() != 7) {
@@ -1111,6 +1121,7 @@ void cmd_xgroup(CommandContext& ctx, Args args) {
     g->last = id;
     g->entries_read = entries_read;
     s->put_group(*g, false);
+    notify(ctx, kNotifyStream, "xgroup-setid", key);
     ctx.out.ok();
   } else if (op == "destroy") {
     if (!g) {
@@ -1119,6 +1130,7 @@ void cmd_xgroup(CommandContext& ctx, Args args) {
     }
     s->destroy_group(*g);
     s->save();
+    notify(ctx, kNotifyStream, "xgroup-destroy", key);
     ctx.out.integer(1);
   } else if (op == "createconsumer") {
     if (s->consumer(*g, args[4])) {
@@ -1127,6 +1139,7 @@ void cmd_xgroup(CommandContext& ctx, Args args) {
     }
     s->put_consumer(*g, StreamConsumer{std::string(args[4]), ctx.ks.now_ms(), 0}, true);
     s->put_group(*g, false);
+    notify(ctx, kNotifyStream, "xgroup-createconsumer", key);
     ctx.out.integer(1);
   } else {  // delconsumer
     auto c = s->consumer(*g, args[4]);
@@ -1134,6 +1147,7 @@ void cmd_xgroup(CommandContext& ctx, Args args) {
     if (c) {
       pending = s->delete_consumer(*g, *c);
       s->put_group(*g, false);
+      notify(ctx, kNotifyStream, "xgroup-delconsumer", key);
     }
     ctx.out.integer(static_cast<int64_t>(pending));
   }
@@ -1324,7 +1338,7 @@ void cmd_xclaim(CommandContext& ctx, Args args) {
     if (!old && !force) continue;
     if (old && min_idle > 0 && now - old->delivery_ms < min_idle) continue;
     if (!consumer_ready) {
-      touch_consumer(*s, *g, consumer, now);
+      touch_consumer(ctx, *s, *g, consumer, now);
       consumer_ready = true;
       group_changed = true;
     }
@@ -1408,7 +1422,7 @@ void cmd_xautoclaim(CommandContext& ctx, Args args) {
     }
     if (min_idle > 0 && now - old.delivery_ms < min_idle) continue;
     if (!consumer_ready) {
-      touch_consumer(*s, *g, consumer, now);
+      touch_consumer(ctx, *s, *g, consumer, now);
       consumer_ready = true;
     }
     StreamNack nk = old;

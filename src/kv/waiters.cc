@@ -149,7 +149,10 @@ bool try_pop(CommandContext& ctx, Args args, bool left) {
     if (!open_collection(ctx, args[i], ValueType::kList, /*create=*/false, &l)) return true;
     if (!l) continue;
     std::string v = left ? l->pop_front() : l->pop_back();
+    const bool emptied = l->size() == 0;
     l->save();
+    notify(ctx, kNotifyList, left ? "lpop" : "rpop", args[i]);
+    if (emptied) notify(ctx, kNotifyGeneric, "del", args[i]);
     ctx.out.array(2);
     ctx.out.bulk(args[i]);
     ctx.out.bulk(v);

@@ -208,6 +208,59 @@ TEST_F(KvNotify, Sets) {
   EXPECT_EQ(run({"SDIFFSTORE", "d", "a", "a"}), V{});
 }
 
+TEST_F(KvNotify, Streams) {
+  EXPECT_EQ(run({"XADD", "x", "1-1", "f", "v"}), (V{"new:x", "xadd:x"}));
+  EXPECT_EQ(classes, (std::vector<NotifyClass>{kNotifyNew, kNotifyStream}));
+  EXPECT_EQ(changed, (V{"x"}));
+  EXPECT_EQ(run({"XADD", "x", "1-0", "f", "v"}), V{});  // refused: nothing changed
+  EXPECT_EQ(run({"XADD", "x", "nomkstream", "2-0", "f", "v"}), (V{"xadd:x"}));
+  EXPECT_EQ(run({"XADD", "nokey", "nomkstream", "2-0", "f", "v"}), V{});
+  EXPECT_EQ(run({"XADD", "x", "MAXLEN", "1", "3-0", "f", "v"}), (V{"xadd:x", "xtrim:x"}));
+  EXPECT_EQ(run({"XTRIM", "x", "MAXLEN", "5"}), V{});
+  EXPECT_EQ(run({"XADD", "x", "4-0", "f", "v"}), (V{"xadd:x"}));
+  EXPECT_EQ(run({"XTRIM", "x", "MAXLEN", "1"}), (V{"xtrim:x"}));
+  EXPECT_EQ(run({"XDEL", "x", "1-0"}), V{});
+  EXPECT_EQ(run({"XDEL", "x", "4-0"}), (V{"xdel:x"}));
+  EXPECT_EQ(run({"XSETID", "x", "9-0"}), (V{"xsetid:x"}));
+  EXPECT_EQ(run({"XGROUP", "CREATE", "x", "g", "0"}), (V{"xgroup-create:x"}));
+  EXPECT_EQ(run({"XGROUP", "CREATE", "x", "g", "0"}), V{});  // BUSYGROUP
+  EXPECT_EQ(run({"XGROUP", "CREATE", "y", "g", "$", "MKSTREAM"}), (V{"new:y", "xgroup-create:y"}));
+  EXPECT_EQ(run({"XGROUP", "SETID", "x", "g", "$"}), (V{"xgroup-setid:x"}));
+  EXPECT_EQ(run({"XGROUP", "CREATECONSUMER", "x", "g", "c"}), (V{"xgroup-createconsumer:x"}));
+  EXPECT_EQ(run({"XGROUP", "CREATECONSUMER", "x", "g", "c"}), V{});
+  EXPECT_EQ(run({"XADD", "x", "10-0", "f", "v"}), (V{"xadd:x"}));
+  EXPECT_EQ(run({"XREADGROUP", "GROUP", "g", "d", "STREAMS", "x", ">"}),
+            (V{"xgroup-createconsumer:x"}));
+  EXPECT_EQ(run({"XREADGROUP", "GROUP", "g", "d", "STREAMS", "x", ">"}), V{});
+  EXPECT_EQ(run({"XCLAIM", "x", "g", "e", "0", "10-0"}), (V{"xgroup-createconsumer:x"}));
+  EXPECT_EQ(run({"XAUTOCLAIM", "x", "g", "f", "0", "0"}), (V{"xgroup-createconsumer:x"}));
+  EXPECT_EQ(run({"XGROUP", "DELCONSUMER", "x", "g", "nobody"}), V{});
+  EXPECT_EQ(run({"XGROUP", "DELCONSUMER", "x", "g", "c"}), (V{"xgroup-delconsumer:x"}));
+  EXPECT_EQ(run({"XGROUP", "DESTROY", "x", "g"}), (V{"xgroup-destroy:x"}));
+  EXPECT_EQ(run({"XGROUP", "DESTROY", "x", "g"}), V{});
+  EXPECT_EQ(run({"XRANGE", "x", "-", "+"}), V{});  // a read: nothing at all
+}
+
+TEST_F(KvNotify, BlockedClientsServedLater) {
+  // A BLPOP served when an element arrives reports its pop (and the list's
+  // end) in the pushing entry, after the push, as Redis does.
+  EXPECT_EQ(kv.apply_one({"block", "w1", "15000", "BLPOP", "q", "0"}, /*internal=*/true)[0], '+');
+  EXPECT_EQ(run({"RPUSH", "q", "a"}), (V{"new:q", "rpush:q", "lpop:q", "del:q"}));
+  EXPECT_EQ(changed, (V{"q"}));
+  EXPECT_EQ(kv.apply_one({"block", "w2", "15000", "BRPOP", "q", "0"}, /*internal=*/true)[0], '+');
+  EXPECT_EQ(run({"RPUSH", "q", "a", "b"}), (V{"new:q", "rpush:q", "rpop:q"}));
+  // Tried at once: the pop is the block entry's own.
+  clear();
+  kv.apply_one({"block", "w3", "15000", "BLPOP", "q", "0"}, /*internal=*/true);
+  EXPECT_EQ(events, (V{"lpop:q", "del:q"}));
+  // BLMOVE served later: LMOVE's events.
+  EXPECT_EQ(kv.apply_one({"block", "w4", "15000", "BLMOVE", "s", "d", "LEFT", "RIGHT", "0"},
+                         /*internal=*/true)[0],
+            '+');
+  EXPECT_EQ(run({"LPUSH", "s", "v"}), (V{"new:s", "lpush:s", "new:d", "rpush:d", "lpop:s", "del:s"}));
+  EXPECT_EQ(changed, (V{"s", "d"}));  // CLIENT TRACKING invalidates the destination too
+}
+
 TEST_F(KvNotify, NothingCollectedUnlessWanted) {
   kv.sm().set_keyspace_events(false);
   EXPECT_EQ(run({"SET", "a", "1"}), V{});
