@@ -75,12 +75,8 @@ struct NodeOptions {
   uint64_t snapshot_chunk_bytes = 1 << 20;
   // raft::Config::coalesce_appends: one MsgApp per follower per Ready
   // instead of one per proposal (-13% instructions per SET on the leader,
-  // bench/README.md "Pipeline"). Off for now: with it a follower paused
-  // during 400 pipelined writes catches up from the log (the writes no
-  // longer fill its 256-message in-flight window), which
-  // tests/e2e/test_notify.py SnapshotInvalidationTest relies on not
-  // happening; turn on once that test makes its follower lag another way.
-  bool coalesce_appends = false;
+  // bench/README.md "Pipeline").
+  bool coalesce_appends = true;
   // Snapshot files (docs/ARCHITECTURE.md, "Snapshot transfer"): a node that
   // needs one pulls it in chunks of snapshot_chunk_bytes from the node that
   // sent InstallSnapshot. A request unanswered this long is sent again.

@@ -476,10 +476,13 @@ class SnapshotInvalidationTest(unittest.TestCase):
                 lagging.kill(signal.SIGSTOP)
                 r = leader.client()
                 r.set("snap:k", "2")
-                p = r.pipeline(transaction=False)
+                # One by one: each write its own MsgApp, so the paused node's
+                # in-flight window (256 messages) fills and the leader, which
+                # compacts every 50 entries, must send it a snapshot. (Pipelined
+                # writes leave in a few coalesced messages that the paused node
+                # finds in its socket buffer when it wakes.)
                 for i in range(400):
-                    p.set("snap:%d" % i, "x")
-                p.execute()
+                    r.set("snap:%d" % i, "x")
                 lagging.kill(signal.SIGCONT)
                 wait_until(lambda: int(lagging.info("raft")["snapshots_installed"]) >= 1, 30,
                            "the snapshot to be installed")
