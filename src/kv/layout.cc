@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <array>
+
 namespace qkv::kv {
 
 namespace {
@@ -113,15 +115,30 @@ bool decode_record(std::string_view bytes, Record* r) {
   return true;
 }
 
-uint16_t crc16(std::string_view bytes) {
-  // CRC-16/XMODEM: polynomial 0x1021, initial value 0, no reflection.
-  uint16_t crc = 0;
-  for (char ch : bytes) {
-    crc ^= static_cast<uint16_t>(static_cast<uint8_t>(ch) << 8);
+namespace {
+
+// CRC-16/XMODEM, a byte at a time: entry b is the CRC of the byte b.
+constexpr std::array<uint16_t, 256> make_crc16_table() {
+  std::array<uint16_t, 256> t{};
+  for (int b = 0; b < 256; b++) {
+    auto crc = static_cast<uint16_t>(b << 8);
     for (int i = 0; i < 8; i++) {
       crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
                            : static_cast<uint16_t>(crc << 1);
     }
+    t[static_cast<size_t>(b)] = crc;
+  }
+  return t;
+}
+constexpr std::array<uint16_t, 256> kCrc16Table = make_crc16_table();
+
+}  // namespace
+
+uint16_t crc16(std::string_view bytes) {
+  // CRC-16/XMODEM: polynomial 0x1021, initial value 0, no reflection.
+  uint16_t crc = 0;
+  for (char ch : bytes) {
+    crc = static_cast<uint16_t>((crc << 8) ^ kCrc16Table[((crc >> 8) ^ static_cast<uint8_t>(ch)) & 0xff]);
   }
   return crc;
 }
