@@ -27,7 +27,8 @@ Workloads (per key model; values are unique per key where the model needs it):
 - register: "read" (GET -> int or null), "write" (SET, unique int)
 - cas:      "read", "write" (SET, value 0..4), "cas" (CAS key expected new -> true/false)
 - counter:  "incr" (INCRBY delta -> new value), "read" (GET -> int or null)
-- queue:    "enqueue" (RPUSH unique int), "dequeue" (LPOP -> int or null),
+- queue:    "enqueue" (RPUSH unique int), "dequeue" (LPOP, or BLPOP with a 0.2 s
+            timeout, -> int or null),
             and after the run one "drain" per key (LRANGE 0 -1 -> list)
 - bank:     five accounts per bank key (missing = 0, balances may go negative):
             "transfer" moves an amount between two accounts, either as
@@ -193,14 +194,23 @@ class Counter(Workload):
 class Queue(Workload):
     def generate(self, rng):
         k = self.pool.pick(rng)
-        if rng.random() < 0.55:
+        # As many pushes as pops: lists keep coming back to empty, where pops block.
+        if rng.random() < 0.5:
             v = self.unique()
             return "enqueue", k, v, ["RPUSH", k, str(v)], False
+        if rng.random() < 0.35:
+            # A blocking pop, served from the replicated waiter queue if the list is empty
+            # when it arrives (first blocked, first served; kv/waiters.h): the same model as
+            # LPOP, linearized when it pops, or, if it times out with nil, when it blocked on
+            # the empty list. An unknown one may still pop later, as an unknown LPOP may.
+            return "dequeue", k, None, ["BLPOP", k, "0.2"], False
         return "dequeue", k, None, ["LPOP", k], False
 
     @staticmethod
     def parse(f, reply):
         if f == "dequeue":
+            if isinstance(reply, list):  # BLPOP: [key, element]
+                return _int_or_raw(reply[1]) if len(reply) == 2 else reply
             return _int_or_raw(reply)
         return None
 
