@@ -68,6 +68,13 @@ struct PeerTransport::Peer {
   asio::steady_timer wake;
   tcp::socket socket;
   bool removed = false;
+  // The writer waits on `wake` with nothing to send, connected: enqueue()
+  // may then write a frame itself, at once.
+  bool idle = false;
+  // The unwritten rest of a frame enqueue() began (written first by the
+  // writer; dropped with the connection) and the messages it holds.
+  std::string pending;
+  size_t pending_msgs = 0;
   PeerStats stats;
 };
 
@@ -143,6 +150,36 @@ bool PeerTransport::enqueue(uint64_t to, netpb::PeerFrame item, size_t bytes) {
     p.stats.dropped++;
     return false;
   }
+  if (p.idle && p.pending.empty() && p.queue.empty()) {
+    // Nothing ahead of it: write the frame now rather than when the writer
+    // runs next (after the handler that sent it, e.g. a whole Ready: an
+    // append would wait for the leader's staging and apply). What the socket
+    // does not take at once, the writer finishes.
+    netpb::PeerFrame frame;
+    frame.set_from(self_);
+    frame.set_cluster_id(opts_.cluster_id);
+    for (auto& m : *item.mutable_raft()) *frame.add_raft() = std::move(m);
+    for (auto& f : *item.mutable_forward()) *frame.add_forward() = std::move(f);
+    for (auto& f : *item.mutable_snapshot_fetch()) *frame.add_snapshot_fetch() = std::move(f);
+    for (auto& d : *item.mutable_snapshot_data()) *frame.add_snapshot_data() = std::move(d);
+    std::string buf = encode_frame(frame);
+    asio::error_code ec;
+    size_t n = p.socket.write_some(asio::buffer(buf), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) n = 0;
+    if (n == buf.size()) {
+      p.stats.frames_sent++;
+      p.stats.messages_sent++;
+      p.stats.bytes_sent += n;
+      return true;
+    }
+    // The rest (all of it after an error: the writer's write then fails and
+    // reconnects, counting it dropped).
+    p.pending = buf.substr(n);
+    p.pending_msgs = 1;
+    p.stats.bytes_sent += n;
+    p.wake.cancel();
+    return true;
+  }
   p.queue.emplace_back(std::move(item), bytes);
   p.queued_bytes += bytes;
   p.wake.cancel();
@@ -213,8 +250,7 @@ awaitable<void> PeerTransport::writer(std::shared_ptr<Peer> p, std::shared_ptr<b
     // Connect, with a timeout.
     asio::error_code ec;
     tcp::resolver resolver(io_);
-    auto [rec, results] =
-        co_await resolver.async_resolve(p->host, std::to_string(p->port), kTuple);
+    auto [rec, results] = co_await resolver.async_resolve(p->host, std::to_string(p->port), kTuple);
     ec = rec;
     if (!ec && *alive && !p->removed) {
       p->socket = tcp::socket(io_);
@@ -250,29 +286,44 @@ awaitable<void> PeerTransport::writer(std::shared_ptr<Peer> p, std::shared_ptr<b
     p->stats.connected = true;
     p->stats.connects++;
     p->socket.set_option(tcp::no_delay(true), ec);
+    p->socket.non_blocking(true, ec);  // enqueue() writes without blocking
+    const bool can_write_now = !ec;
+    p->pending.clear();  // a frame's rest belongs to the connection that began it
+    p->pending_msgs = 0;
     // Write loop: drain the queue into frames.
     for (;;) {
-      while (p->queue.empty() && *alive && !p->removed) {
+      while (p->queue.empty() && p->pending.empty() && *alive && !p->removed) {
         p->wake.expires_at(asio::steady_timer::time_point::max());
+        p->idle = can_write_now;
         co_await p->wake.async_wait(kTuple);
+        p->idle = false;
       }
       if (!*alive || p->removed) co_return;
-      netpb::PeerFrame frame;
-      frame.set_from(self_);
-      frame.set_cluster_id(opts_.cluster_id);
-      size_t bytes = 0, msgs = 0;
-      while (!p->queue.empty() && (bytes == 0 || bytes < opts_.frame_bytes_target)) {
-        auto& [item, n] = p->queue.front();
-        for (auto& m : *item.mutable_raft()) *frame.add_raft() = std::move(m);
-        for (auto& f : *item.mutable_forward()) *frame.add_forward() = std::move(f);
-        for (auto& f : *item.mutable_snapshot_fetch()) *frame.add_snapshot_fetch() = std::move(f);
-        for (auto& d : *item.mutable_snapshot_data()) *frame.add_snapshot_data() = std::move(d);
-        bytes += n;
-        msgs++;
-        p->queued_bytes -= n;
-        p->queue.pop_front();
+      std::string buf;
+      size_t msgs = 0;
+      if (!p->pending.empty()) {
+        buf = std::move(p->pending);
+        p->pending.clear();
+        msgs = p->pending_msgs;
+        p->pending_msgs = 0;
+      } else {
+        netpb::PeerFrame frame;
+        frame.set_from(self_);
+        frame.set_cluster_id(opts_.cluster_id);
+        size_t bytes = 0;
+        while (!p->queue.empty() && (bytes == 0 || bytes < opts_.frame_bytes_target)) {
+          auto& [item, n] = p->queue.front();
+          for (auto& m : *item.mutable_raft()) *frame.add_raft() = std::move(m);
+          for (auto& f : *item.mutable_forward()) *frame.add_forward() = std::move(f);
+          for (auto& f : *item.mutable_snapshot_fetch()) *frame.add_snapshot_fetch() = std::move(f);
+          for (auto& d : *item.mutable_snapshot_data()) *frame.add_snapshot_data() = std::move(d);
+          bytes += n;
+          msgs++;
+          p->queued_bytes -= n;
+          p->queue.pop_front();
+        }
+        buf = encode_frame(frame);
       }
-      std::string buf = encode_frame(frame);
       auto [wec, written] = co_await asio::async_write(p->socket, asio::buffer(buf), kTuple);
       if (!*alive || p->removed) co_return;
       if (wec) {
