@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       libprotobuf-dev protobuf-compiler
       libgtest-dev libgmock-dev libbenchmark-dev
-      libspdlog-dev libfmt-dev libasio-dev libcli11-dev libtomlplusplus-dev librocksdb-dev
+      libspdlog-dev libfmt-dev libasio-dev libcli11-dev libtomlplusplus-dev librocksdb-dev libjemalloc-dev
       liblua5.1-0-dev lua-cjson-dev lua-bitop-dev  # EVAL: Lua 5.1 and Redis's cjson, bit
       redis-tools redis-server python3 python3-redis
       iproute2 iptables)  # network namespaces and cut links for the fault-injection tests

@@ -139,6 +139,9 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   KvOptions options_;
   KeyspaceCounters counters_;
   int64_t last_stamp_ms_ = 0;
+  // The store holds the '#' counters (written by an apply, or loaded): an apply
+  // then writes only those that changed.
+  bool meta_written_ = false;
   uint64_t expired_deleted_ = 0;
   // No expiry index entry is earlier than this (local, not replicated):
   // expired_keys_to_delete() starts there instead of at the first entry,

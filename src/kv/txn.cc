@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/check.h"
+#include "kv/layout.h"
 
 namespace qkv::kv {
 
@@ -64,6 +65,16 @@ void Txn::delete_range(std::string_view begin, std::string_view end) {
   // After clear() the store is already gone as a whole.
   if (!cleared_) deleted_ranges_.emplace_back(begin, end);
   writes_++;
+}
+
+bool Txn::deletes_under(std::string_view prefix) const {
+  if (cleared_) return true;
+  const std::string end = prefix_end(prefix);  // empty: no end
+  for (const auto& [b, e] : deleted_ranges_) {
+    // [b, e) meets [prefix, end).
+    if (e > prefix && (end.empty() || b < end)) return true;
+  }
+  return false;
 }
 
 bool Txn::in_deleted_range(std::string_view key) const {

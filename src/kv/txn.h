@@ -68,6 +68,9 @@ class Txn {
 
   bool writable() const { return writable_; }
   bool has_writes() const { return writes_ > 0 || cleared_; }
+  // Whether this transaction's deletions (clear(), delete_range()) reach a
+  // key that starts with `prefix`.
+  bool deletes_under(std::string_view prefix) const;
   const Status& status() const { return status_; }
   // How many store reads this transaction made (tests check the cache).
   uint64_t TEST_store_reads() const { return store_reads_; }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <asio/experimental/as_tuple.hpp>
+#include <array>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -133,10 +134,10 @@ void Server::stop() {
     if (auto c = w.lock()) {
       c->closed = true;
       c->socket.close(ec);
-      c->wake.cancel();
       c->read_wake.cancel();
     }
   }
+  dirty_.clear();
   if (node_) node_->stop();
 }
 
@@ -185,8 +186,10 @@ awaitable<void> Server::accept_loop(Alive alive) {
     c->authed = cfg_.requirepass.empty();
     c->parser.set_authenticated(c->authed);
     clients_[c->id] = c;
+    // Reads and writes are tried at once and wait for the socket only when
+    // it has nothing to give or take (client_reader, flush).
+    c->socket.non_blocking(true, rec);
     asio::co_spawn(io_, client_reader(c, alive), asio::detached);
-    asio::co_spawn(io_, client_writer(c, alive), asio::detached);
   }
 }
 
@@ -198,40 +201,148 @@ void Server::finish_slot(const std::shared_ptr<Client>& c, size_t seq, std::stri
   c->slots[idx].bytes = std::move(bytes);
   bool moved = false;
   while (!c->slots.empty() && c->slots.front().done) {
-    c->out += c->slots.front().bytes;
+    if (c->out.empty()) {
+      c->out.swap(c->slots.front().bytes);
+    } else {
+      c->out += c->slots.front().bytes;
+    }
     c->slots.pop_front();
     c->first_seq++;
     moved = true;
   }
-  if (c->out.size() > cfg_.client_output_buffer_limit) {
+  if (c->out.size() + c->sending.size() > cfg_.client_output_buffer_limit) {
     // A client that does not read its replies is disconnected (Redis:
     // client-output-buffer-limit).
-    asio::error_code ec;
-    c->closed = true;
-    c->socket.close(ec);
+    close_client(c);
+    return;
   }
   if (moved) {
-    c->wake.cancel();
-    c->read_wake.cancel();
+    queue_flush(c);
+    if (c->reader_paused) c->read_wake.cancel();
   }
+}
+
+void Server::queue_flush(const std::shared_ptr<Client>& c) {
+  if (c->flush_queued || c->writing) return;  // a write in flight goes on by itself
+  c->flush_queued = true;
+  dirty_.push_back(c);
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(io_, [this, alive = alive_] {
+    if (*alive) flush_dirty();
+  });
+}
+
+void Server::flush_dirty() {
+  flush_posted_ = false;
+  std::vector<std::shared_ptr<Client>> batch;
+  batch.swap(dirty_);
+  for (auto& c : batch) {
+    c->flush_queued = false;
+    flush(c);
+  }
+  // Keep the vector's room for the next round.
+  batch.clear();
+  if (dirty_.empty()) dirty_.swap(batch);
+}
+
+void Server::flush(const std::shared_ptr<Client>& c) {
+  if (c->closed || c->writing) return;
+  if (!c->out.empty()) {
+    asio::error_code ec;
+    size_t n = c->socket.write_some(asio::buffer(c->out), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+      close_client(c);
+      return;
+    }
+    if (n == c->out.size()) {
+      c->out.clear();
+    } else {
+      // The socket's buffer is full: the rest goes by an async write, and
+      // what is made meanwhile waits in `out` for its completion.
+      c->sending.assign(c->out, n, std::string::npos);
+      c->out.clear();
+      c->writing = true;
+      asio::async_write(c->socket, asio::buffer(c->sending),
+                        [this, c, alive = alive_](const asio::error_code& wec, size_t) {
+                          if (!*alive) return;
+                          c->writing = false;
+                          c->sending.clear();
+                          if (wec) {
+                            close_client(c);
+                            return;
+                          }
+                          flush(c);
+                        });
+      return;
+    }
+  }
+  if (c->closing && c->slots.empty()) close_client(c);
+}
+
+void Server::close_client(const std::shared_ptr<Client>& c) {
+  if (c->cleaned_up) return;
+  c->cleaned_up = true;
+  c->closed = true;
+  asio::error_code ec;
+  if (c->closing) {
+    // After QUIT or a protocol error: discard what the client sent after
+    // it, so the close is a FIN after the replies, not a reset that could
+    // drop them before the client reads them.
+    std::array<char, 16384> sink;
+    for (int i = 0; i < 16; i++) {
+      c->socket.read_some(asio::buffer(sink), ec);
+      if (ec) break;
+    }
+  }
+  c->socket.shutdown(tcp::socket::shutdown_both, ec);
+  c->socket.close(ec);
+  c->read_wake.cancel();
+  clients_.erase(c->id);
+  untrack_client(*c);
+  unblock_client(*c);  // blocking.cc
 }
 
 awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
   if (!*alive) co_return;
+  // Whether the socket may hold bytes not read yet. A read that fills less
+  // than its buffer took everything the socket had; the next bytes then
+  // raise a readiness event, so the reader waits for that instead of
+  // trying a read that would fail (one recv per request, not two). Asio's
+  // reactor is edge-triggered: a wait started after an event it already
+  // reported would miss it, so after any pause the reader reads first.
+  bool maybe_more = true;
   while (*alive && !c->closed && !c->closing) {
     while (c->slots.size() >= cfg_.client_pipeline_max && !c->closed) {
       c->read_wake.expires_at(asio::steady_timer::time_point::max());
+      c->reader_paused = true;
       co_await c->read_wake.async_wait(kTuple);
       if (!*alive) co_return;
+      c->reader_paused = false;
+      maybe_more = true;
+    }
+    if (c->closed || c->closing) break;
+    if (!maybe_more) {
+      auto [wec] = co_await c->socket.async_wait(tcp::socket::wait_read, kTuple);
+      if (!*alive) co_return;
+      if (c->closed) break;
+      if (wec) {
+        close_client(c);
+        co_return;
+      }
     }
     auto room = c->parser.prepare(16 << 10);
-    auto [ec, n] = co_await c->socket.async_read_some(asio::buffer(room.data(), room.size()), kTuple);
-    if (!*alive) co_return;
+    asio::error_code ec;
+    size_t n = c->socket.read_some(asio::buffer(room.data(), room.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      maybe_more = false;
+      continue;
+    }
     if (ec) {
-      c->closed = true;
-      c->wake.cancel();
+      close_client(c);
       co_return;
     }
+    maybe_more = n == room.size();
     c->parser.commit(n);
     for (;;) {
       net::Parsed r = c->parser.next();
@@ -241,9 +352,8 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
       if (r == net::Parsed::kError) {
         // Garbage closes this one connection, after the error is written.
         stats_.protocol_errors++;
-        finish_slot(c, seq, err(c->parser.error()));
         c->closing = true;
-        c->wake.cancel();
+        finish_slot(c, seq, err(c->parser.error()));
         break;
       }
       auto a = c->parser.args();
@@ -253,40 +363,19 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
         if (!*alive) return;
         if (auto cc = wc.lock()) finish_slot(cc, seq, std::move(bytes));
       });
-      if (c->closing) break;
+      if (c->closing) {
+        queue_flush(c);  // closes once the replies before it are written
+        break;
+      }
     }
+  }
+  // A closing connection (QUIT, a protocol error) may still owe replies: the
+  // reader holds it until they are written and close_client() wakes it.
+  while (*alive && !c->closed) {
+    c->read_wake.expires_at(asio::steady_timer::time_point::max());
+    co_await c->read_wake.async_wait(kTuple);
   }
   co_return;
-}
-
-awaitable<void> Server::client_writer(std::shared_ptr<Client> c, Alive alive) {
-  if (!*alive) co_return;
-  std::string buf;
-  while (*alive && !c->closed) {
-    if (c->out.empty()) {
-      if (c->closing && c->slots.empty()) break;
-      c->wake.expires_at(asio::steady_timer::time_point::max());
-      co_await c->wake.async_wait(kTuple);
-      if (!*alive) co_return;
-      continue;
-    }
-    buf.clear();
-    buf.swap(c->out);
-    auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(buf), kTuple);
-    if (!*alive) co_return;
-    if (ec) {
-      c->closed = true;
-      break;
-    }
-  }
-  asio::error_code ec;
-  c->socket.shutdown(tcp::socket::shutdown_both, ec);
-  c->socket.close(ec);
-  c->closed = true;
-  c->read_wake.cancel();
-  clients_.erase(c->id);
-  untrack_client(*c);
-  unblock_client(*c);  // blocking.cc
 }
 
 // ---------------------------------------------------------------------------

@@ -72,8 +72,8 @@ class Server {
     std::string bytes;
   };
   struct Client {
-    explicit Client(asio::io_context& io, asio::ip::tcp::socket s) : socket(std::move(s)), wake(io), read_wake(io) {
-      wake.expires_at(asio::steady_timer::time_point::max());
+    explicit Client(asio::io_context& io, asio::ip::tcp::socket s)
+        : socket(std::move(s)), read_wake(io) {
       read_wake.expires_at(asio::steady_timer::time_point::max());
     }
     uint64_t id = 0;
@@ -87,9 +87,16 @@ class Server {
     std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
     std::deque<Slot> slots;
     uint64_t first_seq = 0;
+    // Replies ready to send, in order; `sending` holds the bytes of a write
+    // in flight (at most one), started when a write could not finish at once.
     std::string out;
-    asio::steady_timer wake;
+    std::string sending;
+    bool writing = false;
+    bool flush_queued = false;  // in Server::dirty_, flushed before the next poll
+    // The reader waits on read_wake while its pipeline is full.
     asio::steady_timer read_wake;
+    bool reader_paused = false;
+    bool cleaned_up = false;  // close_client() ran
     bool stale_reads = false;  // READONLY: reads skip the read barrier
     // MULTI ... EXEC: the commands queued, their bytes, and whether one was
     // refused while queueing (EXEC then aborts).
@@ -126,7 +133,15 @@ class Server {
   using Alive = std::shared_ptr<bool>;
   asio::awaitable<void> accept_loop(Alive alive);
   asio::awaitable<void> client_reader(std::shared_ptr<Client> c, Alive alive);
-  asio::awaitable<void> client_writer(std::shared_ptr<Client> c, Alive alive);
+  // Writes what a connection has ready: at once if the socket takes it,
+  // else by one async write that goes on until `out` is empty (flush()).
+  // Replies made while a handler runs are gathered (dirty_) and written when
+  // it returns, so a pipelined batch leaves in one send.
+  void queue_flush(const std::shared_ptr<Client>& c);
+  void flush_dirty();
+  void flush(const std::shared_ptr<Client>& c);
+  // Closes a connection and forgets it (tracking, blocked commands); once.
+  void close_client(const std::shared_ptr<Client>& c);
   asio::awaitable<void> http_accept_loop(Alive alive);
   asio::awaitable<void> http_session(asio::ip::tcp::socket s, Alive alive);
 
@@ -268,6 +283,8 @@ class Server {
   std::unique_ptr<asio::ip::tcp::acceptor> http_acceptor_;
   asio::steady_timer expire_timer_;
   std::map<uint64_t, std::weak_ptr<Client>> clients_;
+  std::vector<std::shared_ptr<Client>> dirty_;
+  bool flush_posted_ = false;
   uint64_t next_client_id_ = 1;
   uint64_t next_forward_id_ = 1;
   struct Forwarded {

@@ -133,6 +133,80 @@ class ClusterTest(unittest.TestCase):
                                  capture_output=True, text=True, timeout=10)
             self.assertEqual(out.stdout.strip(), "x")
 
+    def test_connection_io_under_pipelining_and_backpressure(self):
+        # The client loop reads only after readiness once a read drained the
+        # socket, writes replies directly and falls back to an async write
+        # when the socket is full: every path here must keep order and lose
+        # nothing.
+        node = self.cluster.nodes[0]
+        r = node.client()
+        blob = b"b" * (2 << 20)
+        self.assertTrue(r.set("io-blob", blob))
+
+        def conn():
+            s = socket.create_connection(("127.0.0.1", node.client_port), timeout=20)
+            return s
+
+        def read_until(s, n_bytes=None, suffix=None):
+            data = bytearray()
+            while True:
+                if n_bytes is not None and len(data) >= n_bytes:
+                    break
+                if suffix is not None and data.endswith(suffix):
+                    break
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            return bytes(data)
+
+        # 1. Replies far larger than the socket buffers, not read for a while:
+        # the server's direct write stops short and the rest goes async.
+        s = conn()
+        s.sendall(b"GET io-blob\r\n" * 12 + b"PING\r\n")
+        time.sleep(0.5)
+        one = b"$%d\r\n" % len(blob) + blob + b"\r\n"
+        data = read_until(s, n_bytes=12 * len(one) + len(b"+PONG\r\n"))
+        self.assertEqual(data, one * 12 + b"+PONG\r\n")
+        # The same connection then serves single requests as usual.
+        s.sendall(b"ECHO x\r\n")
+        self.assertEqual(read_until(s, suffix=b"x\r\n"), b"$1\r\nx\r\n")
+        s.close()
+
+        # 2. More requests in one burst than client-pipeline-max (4096): the
+        # reader pauses, and must read what arrived meanwhile when it resumes.
+        s = conn()
+        n = 10000
+        s.sendall(b"PING\r\n" * n)
+        self.assertEqual(read_until(s, n_bytes=7 * n), b"+PONG\r\n" * n)
+        s.close()
+
+        # 3. A command trickled a byte at a time, with pauses: each byte is a
+        # readiness event after the socket was drained.
+        s = conn()
+        for b in b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n":
+            s.sendall(bytes([b]))
+            time.sleep(0.005)
+        self.assertEqual(read_until(s, suffix=b"hi\r\n"), b"$2\r\nhi\r\n")
+        s.close()
+
+        # 4. QUIT after a large reply: the reply is written whole, then +OK,
+        # then the server closes the connection.
+        s = conn()
+        s.sendall(b"GET io-blob\r\nQUIT\r\nPING\r\n")
+        time.sleep(0.3)
+        data = read_until(s)  # to EOF
+        self.assertEqual(data, one + b"+OK\r\n")
+        s.close()
+
+        # 5. A client that disconnects with replies still coming: the node
+        # goes on serving everyone else.
+        s = conn()
+        s.sendall(b"GET io-blob\r\n" * 20)
+        s.close()
+        self.assertEqual(r.get("io-blob"), blob)
+        self.assertTrue(node.alive())
+
     def test_bad_input_keeps_node_and_connection(self):
         node = self.cluster.nodes[1]
         r = node.client()
