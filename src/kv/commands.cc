@@ -618,9 +618,15 @@ Index build_index(std::span<const CommandSpec> specs) {
 }
 
 const CommandSpec* lookup(const Index& idx, std::string_view name) {
-  std::string lower;
-  if (!lower_name(name, &lower)) return nullptr;
-  auto it = idx.find(lower);
+  // On every request, so no allocation and no locale: ASCII lower case into
+  // a stack buffer (names are ASCII; anything else matches no command).
+  if (name.size() > kNameBytesMax) return nullptr;
+  char buf[kNameBytesMax];
+  for (size_t i = 0; i < name.size(); i++) {
+    const char c = name[i];
+    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  auto it = idx.find(std::string_view(buf, name.size()));
   return it == idx.end() ? nullptr : it->second;
 }
 
