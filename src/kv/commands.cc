@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -592,13 +593,16 @@ const CommandSpec kInternalCommands[] = {
 // Names up to this long are looked up; longer ones cannot be commands.
 constexpr size_t kNameBytesMax = 64;
 
-bool lower_name(std::string_view name, std::string* out) {
-  if (name.size() > kNameBytesMax) return false;
-  out->resize(name.size());
+// A command or subcommand name in ASCII lower case, written into `buf` (it
+// runs on every request: no allocation, no locale); nullopt if too long to
+// be one. Bytes outside A-Z are kept, so non-ASCII names match nothing.
+std::optional<std::string_view> lower_name(std::string_view name, char (&buf)[kNameBytesMax]) {
+  if (name.size() > kNameBytesMax) return std::nullopt;
   for (size_t i = 0; i < name.size(); i++) {
-    (*out)[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+    const char c = name[i];
+    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   }
-  return true;
+  return std::string_view(buf, name.size());
 }
 
 using Index = std::unordered_map<std::string_view, const CommandSpec*>;
@@ -618,15 +622,10 @@ Index build_index(std::span<const CommandSpec> specs) {
 }
 
 const CommandSpec* lookup(const Index& idx, std::string_view name) {
-  // On every request, so no allocation and no locale: ASCII lower case into
-  // a stack buffer (names are ASCII; anything else matches no command).
-  if (name.size() > kNameBytesMax) return nullptr;
   char buf[kNameBytesMax];
-  for (size_t i = 0; i < name.size(); i++) {
-    const char c = name[i];
-    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  }
-  auto it = idx.find(std::string_view(buf, name.size()));
+  const auto lower = lower_name(name, buf);
+  if (!lower) return nullptr;
+  auto it = idx.find(*lower);
   return it == idx.end() ? nullptr : it->second;
 }
 
@@ -665,11 +664,12 @@ const CommandSpec* find_internal_command(std::string_view name) {
 }
 
 const CommandSpec* find_subcommand(const CommandSpec& container, std::string_view name) {
-  std::string lower;
-  if (!lower_name(name, &lower)) return nullptr;
+  char buf[kNameBytesMax];
+  const auto lower = lower_name(name, buf);
+  if (!lower) return nullptr;
   for (const auto& s : container.subcommands) {
     const std::string_view sub = s.name.substr(s.name.find('|') + 1);
-    if (sub == lower) return &s;
+    if (sub == *lower) return &s;
   }
   return nullptr;
 }

@@ -155,7 +155,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
   // costliest part of an apply: writing all seven per batch was a third of
   // a leader's inserts at 16 clients); all of them, and the format, when
   // this batch deleted a range that reaches them or none was written yet.
-  const bool all = !meta_written_ || txn.deletes_under(std::string(1, kMetaTag));
+  const bool all = !meta_written_ || txn.deletes_under(std::string_view(&kMetaTag, 1));
   auto put_if = [&](std::string_view name, uint64_t now, uint64_t before) {
     if (all || now != before) batch.put(meta_key(name), encode_u64be(now));
   };

@@ -118,6 +118,7 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   // with an expiry (INFO keyspace).
   uint64_t key_count() const { return counters_.keys; }
   uint64_t expires_count() const { return counters_.expires; }
+  const KeyspaceCounters& TEST_counters() const { return counters_; }
   // Keys deleted by expiry entries since open (INFO stats expired_keys).
   uint64_t expired_keys_deleted() const { return expired_deleted_; }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "kv/kv.pb.h"
 #include "kv/waiters.h"
@@ -20,6 +21,10 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr const char* kRedisVersion = "7.0.0";
 constexpr const char* kQkvVersion = "0.1.0";
+// Bytes a connection closing after QUIT or a protocol error still reads and
+// discards (what the client sent after it), so that closing sends a FIN
+// rather than a reset that could drop the last replies unread.
+constexpr size_t kCloseDiscardBytesMax = 256 << 10;
 
 Server::Server(asio::io_context& io, ServerConfig config)
     : io_(io), cfg_(std::move(config)), expire_timer_(io) {}
@@ -235,15 +240,11 @@ void Server::queue_flush(const std::shared_ptr<Client>& c) {
 
 void Server::flush_dirty() {
   flush_posted_ = false;
-  std::vector<std::shared_ptr<Client>> batch;
-  batch.swap(dirty_);
-  for (auto& c : batch) {
+  // Taken out first: closing a client may queue replies of others.
+  for (auto& c : std::exchange(dirty_, {})) {
     c->flush_queued = false;
     flush(c);
   }
-  // Keep the vector's room for the next round.
-  batch.clear();
-  if (dirty_.empty()) dirty_.swap(batch);
 }
 
 void Server::flush(const std::shared_ptr<Client>& c) {
@@ -286,13 +287,9 @@ void Server::close_client(const std::shared_ptr<Client>& c) {
   c->closed = true;
   asio::error_code ec;
   if (c->closing) {
-    // After QUIT or a protocol error: discard what the client sent after
-    // it, so the close is a FIN after the replies, not a reset that could
-    // drop them before the client reads them.
     std::array<char, 16384> sink;
-    for (int i = 0; i < 16; i++) {
-      c->socket.read_some(asio::buffer(sink), ec);
-      if (ec) break;
+    for (size_t read = 0; read < kCloseDiscardBytesMax && !ec;) {
+      read += c->socket.read_some(asio::buffer(sink), ec);
     }
   }
   c->socket.shutdown(tcp::socket::shutdown_both, ec);
@@ -306,11 +303,11 @@ void Server::close_client(const std::shared_ptr<Client>& c) {
 awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
   if (!*alive) co_return;
   // Whether the socket may hold bytes not read yet. A read that fills less
-  // than its buffer took everything the socket had; the next bytes then
-  // raise a readiness event, so the reader waits for that instead of
-  // trying a read that would fail (one recv per request, not two). Asio's
-  // reactor is edge-triggered: a wait started after an event it already
-  // reported would miss it, so after any pause the reader reads first.
+  // than its buffer took everything the socket had, so the reader then
+  // waits for readiness instead of trying a read that would fail (Asio
+  // re-arms the descriptor for a wait, so bytes that came meanwhile are
+  // reported). After a pause for a full pipeline the client was still
+  // sending, so the reader reads first.
   bool maybe_more = true;
   while (*alive && !c->closed && !c->closing) {
     while (c->slots.size() >= cfg_.client_pipeline_max && !c->closed) {

@@ -202,6 +202,30 @@ TEST(KvTxn, DeleteRange) {
   EXPECT_EQ(seen, (std::vector<std::string>{"a=old", "b2=new", "c=old"}));
 }
 
+// Txn::deletes_under: whether a deletion reaches any key with a prefix
+// (the state machine rewrites its '#' counters when one does).
+TEST(KvTxn, DeletesUnder) {
+  test::KvHarness kv;
+  {
+    Txn txn(&kv.store(), 7, /*writable=*/true);
+    EXPECT_FALSE(txn.deletes_under("#"));
+    txn.delete_range("b", "c");
+    EXPECT_TRUE(txn.deletes_under("b"));
+    EXPECT_TRUE(txn.deletes_under("bz"));
+    EXPECT_FALSE(txn.deletes_under("a"));  // [a, b) ends where the range begins
+    EXPECT_FALSE(txn.deletes_under("c"));  // the range ends before c
+    EXPECT_FALSE(txn.deletes_under("#"));
+    txn.delete_range("#script:", "#script;");
+    EXPECT_TRUE(txn.deletes_under("#"));   // a range inside the prefix
+    EXPECT_FALSE(txn.deletes_under("#k"));
+    txn.delete_range("\xfe", "\xff\x01");
+    EXPECT_TRUE(txn.deletes_under("\xff"));  // a prefix with no end
+  }
+  Txn cleared(&kv.store(), 7, /*writable=*/true);
+  cleared.clear();
+  EXPECT_TRUE(cleared.deletes_under("#"));
+}
+
 TEST(KvGlob, RedisPatterns) {
   struct Case {
     const char* pattern;
