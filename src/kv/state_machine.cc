@@ -117,6 +117,30 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
       } else {
         stamp = std::max<int64_t>(stamp, batch.stamp_ms());
         Keyspace ks(&txn, stamp, &counters);
+        // Blocked clients of the lists pushed to, first blocked first served
+        // (waiters.h); serving may push more (BLMOVE). Their writes are
+        // logged as a command's are (keys changed for CLIENT TRACKING, "new"
+        // notifications). A transaction serves them after its last command,
+        // a pipelined run after each (kvpb.KvBatch.pipeline).
+        size_t served = 0;
+        auto serve_pushed = [&] {
+          const std::vector<std::string>& pushed = ks.lists_pushed();
+          if (served == pushed.size() || counters.waiters == 0) {
+            served = pushed.size();
+            return;
+          }
+          if (ev != nullptr) ks.set_change_log(ev);
+          for (; served < pushed.size() && counters.waiters > 0; served++) {
+            const std::string key = pushed[served];
+            std::string scratch;
+            net::ReplyWriter w(&scratch);
+            CommandContext ctx{ks, w, options_, *find_command("blpop"),
+                               mix64(e.index() * 1000003 + 999983), scripts_.get(), ev};
+            serve_waiters(ctx, key);
+          }
+          served = pushed.size();
+          ks.set_change_log(nullptr);
+        };
         for (int i = 0; i < batch.requests_size(); i++) {
           const kvpb::KvRequest& req = batch.requests(i);
           args.assign(req.args().begin(), req.args().end());
@@ -126,22 +150,9 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
                           mix64(e.index() * 1000003 + static_cast<uint64_t>(i)), scripts_.get(),
                           ev);
           if (req.internal()) expired_deleted += before - counters.keys;
+          if (batch.pipeline()) serve_pushed();
         }
-        // Blocked clients of the lists this entry pushed to, first blocked
-        // first served (waiters.h); serving may push more (BLMOVE).
-        // Their writes are logged as a command's are (keys changed for
-        // CLIENT TRACKING, "new" notifications).
-        const std::vector<std::string>& pushed = ks.lists_pushed();
-        if (ev != nullptr) ks.set_change_log(ev);
-        for (size_t p = 0; p < pushed.size() && counters.waiters > 0; p++) {
-          const std::string key = pushed[p];
-          std::string scratch;
-          net::ReplyWriter w(&scratch);
-          CommandContext ctx{ks, w, options_, *find_command("blpop"),
-                             mix64(e.index() * 1000003 + 999983), scripts_.get(), ev};
-          serve_waiters(ctx, key);
-        }
-        ks.set_change_log(nullptr);
+        serve_pushed();
         min_expiry_written = std::min(min_expiry_written, ks.min_expiry_written());
       }
     }
@@ -346,9 +357,11 @@ Status KvStateMachine::TEST_put_record(std::string_view key, const Record& r) {
   return Status::ok();
 }
 
-std::string encode_batch(int64_t stamp_ms, std::span<const RequestView> requests) {
+std::string encode_batch(int64_t stamp_ms, std::span<const RequestView> requests,
+                         bool pipeline) {
   kvpb::KvBatch batch;
   batch.set_stamp_ms(stamp_ms);
+  if (pipeline) batch.set_pipeline(true);
   for (const RequestView& r : requests) {
     kvpb::KvRequest* req = batch.add_requests();
     req->set_protocol(static_cast<uint32_t>(r.protocol));

@@ -163,8 +163,11 @@ struct RequestView {
   bool internal = false;
 };
 
-// The payload of a normal entry holding `requests`, stamped stamp_ms.
-std::string encode_batch(int64_t stamp_ms, std::span<const RequestView> requests);
+// The payload of a normal entry holding `requests`, stamped stamp_ms;
+// pipeline: one client's pipelined commands rather than a transaction
+// (kvpb.KvBatch.pipeline).
+std::string encode_batch(int64_t stamp_ms, std::span<const RequestView> requests,
+                         bool pipeline = false);
 // The payload of an entry holding one client command.
 std::string encode_request(int64_t stamp_ms, net::Protocol protocol,
                            std::span<const std::string_view> args);

@@ -122,7 +122,7 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
                  "bytes per snapshot chunk request (at most 16 MiB)");
   app.add_option("--snapshot-bytes-max", c.snapshot_bytes_max, "largest snapshot accepted");
   app.add_option("--multi-bytes-max", c.multi_bytes_max,
-                 "bytes of commands one MULTI may queue (one Raft entry)");
+                 "bytes of commands in one MULTI or one pipelined run of writes (one Raft entry)");
   app.add_option("--watch-scan-entries-max", c.watch_scan_entries_max,
                  "log entries the leader scans at EXEC for WATCHed keys (more: aborted)");
   app.add_option("--snapshot-fetch-timeout-ms", c.snapshot_fetch_timeout_ms,

@@ -46,7 +46,7 @@ struct ServerConfig {
   // Snapshot files between nodes (docs/ARCHITECTURE.md, "Snapshot transfer").
   uint64_t snapshot_chunk_bytes = 1 << 20;      // per fetch request (at most 16 MiB)
   uint64_t snapshot_bytes_max = 64ull << 30;    // larger snapshots are refused
-  uint64_t multi_bytes_max = 16ull << 20;       // bytes queued by one MULTI (one Raft entry)
+  uint64_t multi_bytes_max = 16ull << 20;  // one MULTI, or one pipelined run of writes (one entry)
   uint64_t watch_scan_entries_max = 200000;     // log entries EXEC scans for a WATCHed key
   int snapshot_fetch_timeout_ms = 5000;         // an unanswered chunk request is repeated
   uint64_t snapshot_recv_bytes_per_sec = 0;     // receive rate limit (0: none)

@@ -356,15 +356,15 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
       auto a = c->parser.args();
       std::vector<std::string> args(a.begin(), a.end());
       std::weak_ptr<Client> wc = c;
-      execute(c, std::move(args), [this, wc, seq, alive](std::string bytes) {
+      submit(c, std::move(args), [this, wc, seq, alive](std::string bytes) {
         if (!*alive) return;
         if (auto cc = wc.lock()) finish_slot(cc, seq, std::move(bytes));
       });
-      if (c->closing) {
-        queue_flush(c);  // closes once the replies before it are written
-        break;
-      }
+      if (c->closing) break;
     }
+    // Starts what this read queued (runs of reads or writes gather here).
+    pump(c);
+    if (c->closing) queue_flush(c);  // closes once the replies before it are written
   }
   // A closing connection (QUIT, a protocol error) may still owe replies: the
   // reader holds it until they are written and close_client() wakes it.
@@ -378,14 +378,153 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
 // ---------------------------------------------------------------------------
 // Dispatch
 
-void Server::execute(const std::shared_ptr<Client>& c, std::vector<std::string> args,
-                     ReplyFn reply) {
-  stats_.commands_processed++;
-  auto v = views(args);
+Server::Flow Server::flow_of(const Client& c, const Queued& q) const {
+  const kv::CommandSpec* spec = q.spec;
+  if (spec == nullptr || spec->handler == nullptr || spec->is_local() ||
+      (spec->flags & kv::kCmdBlocking) || !kv::arity_ok(*spec, q.args.size())) {
+    return Flow::kAlone;
+  }
+  // Connection states whose commands take another path (transaction.cc,
+  // pubsub.cc) or answer at once (READONLY).
+  if (c.in_multi || !c.authed || !c.channels.empty() || !c.patterns.empty() || c.stale_reads) {
+    return Flow::kAlone;
+  }
+  if (spec->is_readonly()) return Flow::kRead;
+  if (spec->is_write()) return Flow::kWrite;
+  return Flow::kAlone;
+}
+
+void Server::submit(const std::shared_ptr<Client>& c, std::vector<std::string> args,
+                    ReplyFn reply) {
   const kv::CommandSpec* spec = kv::find_command(args[0]);
+  c->queue.push_back(Queued{spec, std::move(args), std::move(reply)});
+  // Nothing ahead and nothing to gather: now, so that what it changes
+  // (AUTH, HELLO, QUIT, MULTI) holds for the next command parsed.
+  if (!c->running && c->queue.size() == 1 && flow_of(*c, c->queue.front()) == Flow::kAlone) {
+    pump(c);
+  }
+}
+
+void Server::pump(const std::shared_ptr<Client>& c) {
+  if (c->pumping) return;  // a step finished at once: the loop below goes on
+  c->pumping = true;
+  while (!c->running && !c->queue.empty() && !stopped_) {
+    Queued q = std::move(c->queue.front());
+    c->queue.pop_front();
+    if (c->closed && q.spec != nullptr && (q.spec->flags & kv::kCmdBlocking)) {
+      q.reply({});  // nobody to serve (close_client dropped its waiters)
+      continue;
+    }
+    const Flow flow = flow_of(*c, q);
+    if (flow != Flow::kAlone && !c->queue.empty() && flow_of(*c, c->queue.front()) == flow) {
+      // A run: consecutive commands of one kind, up to multi-bytes-max (the
+      // bound of one entry, as for a transaction).
+      auto size_of = [](const std::vector<std::string>& args) {
+        size_t n = 0;
+        for (const auto& a : args) n += a.size() + 16;
+        return n;
+      };
+      size_t bytes = size_of(q.args);
+      std::vector<Queued> run;
+      run.push_back(std::move(q));
+      while (!c->queue.empty() && flow_of(*c, c->queue.front()) == flow) {
+        const size_t more = size_of(c->queue.front().args);
+        if (bytes + more > cfg_.multi_bytes_max) break;
+        bytes += more;
+        run.push_back(std::move(c->queue.front()));
+        c->queue.pop_front();
+      }
+      if (run.size() > 1) {
+        c->running = true;
+        run_batch(c, flow, std::move(run));
+        continue;
+      }
+      q = std::move(run.front());
+    }
+    c->running = true;
+    const bool was_closing = c->closing;
+    const kv::CommandSpec* spec = q.spec;
+    execute(c, spec, std::move(q.args),
+            [this, c, alive = alive_, reply = std::move(q.reply)](std::string bytes) {
+              reply(std::move(bytes));
+              if (!*alive) return;
+              c->running = false;
+              pump(c);
+            });
+    if (c->closing && !was_closing) {
+      // QUIT: what came after it is not run, its slots are closed empty.
+      for (auto& rest : std::exchange(c->queue, {})) rest.reply({});
+    }
+  }
+  c->pumping = false;
+}
+
+void Server::run_batch(const std::shared_ptr<Client>& c, Flow flow, std::vector<Queued> run) {
+  stats_.commands_processed += run.size();
+  auto replies = std::make_shared<std::vector<ReplyFn>>();
+  replies->reserve(run.size());
+  auto cmds = std::make_shared<Commands>();
+  cmds->reserve(run.size());
+  for (Queued& q : run) {
+    replies->push_back(account(c, *q.spec, q.args, std::move(q.reply)));
+    cmds->push_back(std::move(q.args));
+  }
+  // The run's reply is an array of its commands' replies (as for EXEC), or
+  // one error for all of them (CLUSTERDOWN, a storage failure).
+  auto done = [this, c, alive = alive_, replies](std::string bytes) {
+    if (!*alive) return;
+    const size_t eol = bytes.find("\r\n");
+    if (!bytes.empty() && bytes[0] == '*' && eol != std::string::npos) {
+      // Replies are written in slot order: the first carries them all.
+      bytes.erase(0, eol + 2);
+      (*replies)[0](std::move(bytes));
+      for (size_t i = 1; i < replies->size(); i++) (*replies)[i]({});
+    } else {
+      for (auto& r : *replies) r(bytes);
+    }
+    c->running = false;
+    pump(c);
+  };
+  if (fatal()) {
+    done(err("ERR node stopped after a storage failure: " + node_->fatal_error()));
+    return;
+  }
+  const auto deadline = Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms);
+  if (flow == Flow::kRead) {
+    read_with_barrier(std::move(cmds), /*txn=*/true, c->proto, std::move(done), deadline);
+  } else {
+    propose_or_forward(std::move(*cmds), Unit::kPipeline, c->proto, std::move(done), deadline);
+  }
+}
+
+Server::ReplyFn Server::account(const std::shared_ptr<Client>& c, const kv::CommandSpec& spec,
+                                const std::vector<std::string>& args, ReplyFn reply) {
+  c->last_cmd = lower(args[0]);
+  track_reads(c, spec, args, reply);  // CLIENT TRACKING (notify.cc)
+  // Counted when the reply is made, looked up then: CONFIG RESETSTAT may
+  // have cleared the table while the command waited.
+  return [this, alive = alive_, name = spec.name, t0 = Clock::now(),
+          reply = std::move(reply)](std::string bytes) mutable {
+    if (*alive) {
+      auto it = stats_.commandstats.find(name);
+      if (it == stats_.commandstats.end()) {
+        it = stats_.commandstats.emplace(std::string(name), std::pair<uint64_t, uint64_t>{}).first;
+      }
+      it->second.first++;
+      it->second.second += static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+    }
+    reply(std::move(bytes));
+  };
+}
+
+void Server::execute(const std::shared_ptr<Client>& c, const kv::CommandSpec* spec,
+                     std::vector<std::string> args, ReplyFn reply) {
+  stats_.commands_processed++;
   if (handle_pubsub(c, args, reply)) return;
   if (handle_transaction(c, args, spec, reply)) return;
   if (spec == nullptr) {
+    auto v = views(args);
     reply(err(kv::unknown_command_error(v)));
     return;
   }
@@ -397,19 +536,9 @@ void Server::execute(const std::shared_ptr<Client>& c, std::vector<std::string> 
     reply(err("NOAUTH Authentication required."));
     return;
   }
-  c->last_cmd = lower(args[0]);
-  track_reads(c, *spec, args, reply);  // CLIENT TRACKING (notify.cc)
-  auto t0 = Clock::now();
-  auto& cs = stats_.commandstats[std::string(spec->name)];
-  cs.first++;
-  auto timed = [&cs, t0, reply = std::move(reply)](std::string bytes) mutable {
-    cs.second += static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
-    reply(std::move(bytes));
-  };
+  ReplyFn timed = account(c, *spec, args, std::move(reply));
   if (spec->is_local()) {
-    ReplyFn r = std::move(timed);
-    execute_local(c, *spec, args, r);
+    execute_local(c, *spec, args, timed);
     return;
   }
   if ((spec->flags & kv::kCmdBlocking) && execute_blocking(c, args, timed)) return;
@@ -486,7 +615,7 @@ void Server::propose_or_forward(std::vector<std::string> args, net::Protocol pro
                                 Clock::time_point deadline) {
   Commands cmds;
   cmds.push_back(std::move(args));
-  propose_or_forward(std::move(cmds), /*txn=*/false, proto, std::move(reply), deadline);
+  propose_or_forward(std::move(cmds), Unit::kCommand, proto, std::move(reply), deadline);
 }
 
 namespace {
@@ -500,7 +629,7 @@ bool is_internal(const std::vector<std::string>& args) {
 }
 
 std::string encode_commands(int64_t stamp_ms, net::Protocol proto,
-                            const std::vector<std::vector<std::string>>& cmds) {
+                            const std::vector<std::vector<std::string>>& cmds, bool pipeline) {
   std::vector<std::vector<std::string_view>> v;
   v.reserve(cmds.size());
   std::vector<kv::RequestView> reqs;
@@ -509,12 +638,12 @@ std::string encode_commands(int64_t stamp_ms, net::Protocol proto,
     v.emplace_back(c.begin(), c.end());
     reqs.push_back(kv::RequestView{proto, v.back(), is_internal(c)});
   }
-  return kv::encode_batch(stamp_ms, reqs);
+  return kv::encode_batch(stamp_ms, reqs, pipeline);
 }
 
 }  // namespace
 
-void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
+void Server::propose_or_forward(Commands cmds, Unit unit, net::Protocol proto, ReplyFn reply,
                                 Clock::time_point deadline,
                                 std::shared_ptr<const Watches> watches) {
   auto alive = alive_;
@@ -525,7 +654,8 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
     return;
   }
   uint64_t leader = node_->leader(kGroup);
-  if (!txn && node_->is_leader(kGroup) && is_admin_change(cmds[0])) {
+  const bool many = unit != Unit::kCommand;
+  if (!many && node_->is_leader(kGroup) && is_admin_change(cmds[0])) {
     run_admin_change(std::move(cmds[0]), std::move(reply));
     return;
   }
@@ -534,19 +664,20 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
       reply(null_array(proto));  // EXEC of a transaction whose WATCHed key changed
       return;
     }
-    std::string payload = encode_commands(now_ms(), proto, cmds);
+    std::string payload = encode_commands(now_ms(), proto, cmds, unit == Unit::kPipeline);
     auto shared = std::make_shared<Commands>(std::move(cmds));
     node_->propose(kGroup, std::move(payload),
-                   [this, alive, shared, txn, watches, proto, deadline, reply = std::move(reply)](
+                   [this, alive, shared, unit, many, watches, proto, deadline,
+                    reply = std::move(reply)](
                        Status s, std::string result) mutable {
                      if (!*alive) return;
                      if (s.is_ok()) {
-                       if (txn) result.insert(0, "*" + std::to_string(shared->size()) + "\r\n");
+                       if (many) result.insert(0, "*" + std::to_string(shared->size()) + "\r\n");
                        reply(std::move(result));
                      } else if (s.code() == Code::kNotLeader || s.code() == Code::kNoLeader ||
                                 s.code() == Code::kTransferInProgress) {
                        // Not applied (or never appended): safe to try again.
-                       retry_later(std::move(*shared), txn, watches, proto, std::move(reply),
+                       retry_later(std::move(*shared), unit, watches, proto, std::move(reply),
                                    deadline);
                      } else if (s.code() == Code::kTimedOut) {
                        stats_.clusterdown++;
@@ -559,16 +690,16 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
     return;
   }
   if (leader == raft::kNone || leader == node_->id()) {
-    retry_later(std::move(cmds), txn, watches, proto, std::move(reply), deadline);
+    retry_later(std::move(cmds), unit, watches, proto, std::move(reply), deadline);
     return;
   }
   // Forward to the leader and relay its reply.
   netpb::Forward f;
   uint64_t id = next_forward_id_++;
   f.set_id(id);
-  if (txn) {
+  if (many) {
     f.set_batch(true);
-    f.set_payload(encode_commands(0, proto, cmds));
+    f.set_payload(encode_commands(0, proto, cmds, unit == Unit::kPipeline));
     if (watches) {
       for (const auto& [key, index] : *watches) {
         auto* w = f.add_watched();
@@ -584,23 +715,23 @@ void Server::propose_or_forward(Commands cmds, bool txn, net::Protocol proto, Re
     f.set_payload(req.SerializeAsString());
   }
   stats_.forwarded++;
-  forwarded_[id] = Forwarded{std::move(cmds), txn, watches, proto, std::move(reply), deadline};
+  forwarded_[id] = Forwarded{std::move(cmds), unit, watches, proto, std::move(reply), deadline};
   if (!node_->transport().forward(leader, std::move(f))) {
     auto fw = std::move(forwarded_[id]);
     forwarded_.erase(id);
-    retry_later(std::move(fw.cmds), fw.txn, fw.watches, fw.proto, std::move(fw.reply), deadline);
+    retry_later(std::move(fw.cmds), fw.unit, fw.watches, fw.proto, std::move(fw.reply), deadline);
   }
 }
 
-void Server::retry_later(Commands cmds, bool txn, std::shared_ptr<const Watches> watches,
+void Server::retry_later(Commands cmds, Unit unit, std::shared_ptr<const Watches> watches,
                          net::Protocol proto, ReplyFn reply, Clock::time_point deadline) {
   auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(cfg_.tick_ms));
   auto alive = alive_;
   auto shared = std::make_shared<Commands>(std::move(cmds));
-  t->async_wait([this, alive, t, shared, txn, watches, proto, deadline,
+  t->async_wait([this, alive, t, shared, unit, watches, proto, deadline,
                  reply = std::move(reply)](const asio::error_code&) mutable {
     if (!*alive || stopped_) return;
-    propose_or_forward(std::move(*shared), txn, proto, std::move(reply), deadline, watches);
+    propose_or_forward(std::move(*shared), unit, proto, std::move(reply), deadline, watches);
   });
 }
 
@@ -638,12 +769,12 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
     const std::string& p = f.payload();
     if (!p.empty() && p[0] == 'R') {
       fw.reply(p.substr(1));
-    } else if (!p.empty() && p[0] == 'B' && fw.txn) {
+    } else if (!p.empty() && p[0] == 'B' && fw.unit != Unit::kCommand) {
       fw.reply("*" + std::to_string(fw.cmds.size()) + "\r\n" + p.substr(1));
-    } else if (!p.empty() && p[0] == 'N' && fw.txn) {
+    } else if (!p.empty() && p[0] == 'N' && fw.unit == Unit::kTransaction) {
       fw.reply(null_array(fw.proto));  // a WATCHed key changed
     } else {
-      retry_later(std::move(fw.cmds), fw.txn, fw.watches, fw.proto, std::move(fw.reply),
+      retry_later(std::move(fw.cmds), fw.unit, fw.watches, fw.proto, std::move(fw.reply),
                   fw.deadline);
     }
     return;

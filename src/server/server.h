@@ -1,7 +1,7 @@
 // The quorumkv server: Redis clients on one side, a cluster::Node on the
 // other. Each client connection parses pipelined requests (RESP2/RESP3,
-// inline) and answers them in order, even when a write is waiting for Raft
-// while a later read is ready.
+// inline) and runs them in order, consecutive reads after one read barrier
+// and consecutive writes as one Raft entry (pump()).
 //
 // Dispatch, once per command (STYLE.md point 8): look the command up in the
 // table, check arity and authentication, then
@@ -49,7 +49,7 @@ struct ServerStats {
   uint64_t pubsub_published = 0;  // PUBLISH commands on this node
   uint64_t pubsub_received = 0;   // messages broadcast here by other nodes
   uint64_t pubsub_delivered = 0;  // messages written to local subscribers
-  std::map<std::string, std::pair<uint64_t, uint64_t>> commandstats;  // calls, usec
+  std::map<std::string, std::pair<uint64_t, uint64_t>, std::less<>> commandstats;  // calls, usec
 };
 
 class Server {
@@ -71,6 +71,13 @@ class Server {
     bool done = false;
     std::string bytes;
   };
+  using ReplyFn = std::function<void(std::string)>;
+  // A command parsed from a connection and not started yet.
+  struct Queued {
+    const kv::CommandSpec* spec = nullptr;  // null: not a command of ours
+    std::vector<std::string> args;
+    ReplyFn reply;
+  };
   struct Client {
     explicit Client(asio::io_context& io, asio::ip::tcp::socket s)
         : socket(std::move(s)), read_wake(io) {
@@ -87,6 +94,13 @@ class Server {
     std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
     std::deque<Slot> slots;
     uint64_t first_seq = 0;
+    // A connection's commands run in the order they came (pump()): one step
+    // at a time, a step being one command, or a run of consecutive reads
+    // served after one read barrier, or a run of consecutive writes
+    // proposed as one entry.
+    std::deque<Queued> queue;
+    bool running = false;  // a step is in flight
+    bool pumping = false;  // pump() is on the stack
     // Replies ready to send, in order; `sending` holds the bytes of a write
     // in flight (at most one), started when a write could not finish at once.
     std::string out;
@@ -126,8 +140,6 @@ class Server {
     bool closed = false;
   };
 
-  using ReplyFn = std::function<void(std::string)>;
-
   // Coroutines take the liveness token as a parameter: they may start after
   // the server is gone, and must not touch `this` then.
   using Alive = std::shared_ptr<bool>;
@@ -145,21 +157,39 @@ class Server {
   asio::awaitable<void> http_accept_loop(Alive alive);
   asio::awaitable<void> http_session(asio::ip::tcp::socket s, Alive alive);
 
+  // Command order on one connection (ARCHITECTURE decision 40). submit()
+  // queues a parsed command (and runs it at once when nothing is ahead of it
+  // and it cannot join a run); pump() starts the next step when the one in
+  // flight is done.
+  enum class Flow : uint8_t { kAlone, kRead, kWrite };
+  Flow flow_of(const Client& c, const Queued& q) const;
+  void submit(const std::shared_ptr<Client>& c, std::vector<std::string> args, ReplyFn reply);
+  void pump(const std::shared_ptr<Client>& c);
+  // A run of two or more reads (one barrier) or writes (one entry); each
+  // command gets its own reply.
+  void run_batch(const std::shared_ptr<Client>& c, Flow flow, std::vector<Queued> run);
   // Runs one command; reply(bytes) is called exactly once, maybe later.
-  void execute(const std::shared_ptr<Client>& c, std::vector<std::string> args, ReplyFn reply);
+  void execute(const std::shared_ptr<Client>& c, const kv::CommandSpec* spec,
+               std::vector<std::string> args, ReplyFn reply);
+  // What every dispatched command counts (last command, CLIENT TRACKING,
+  // commandstats): returns the reply to use.
+  ReplyFn account(const std::shared_ptr<Client>& c, const kv::CommandSpec& spec,
+                  const std::vector<std::string>& args, ReplyFn reply);
   void execute_local(const std::shared_ptr<Client>& c, const kv::CommandSpec& spec,
                      std::vector<std::string>& args, ReplyFn& reply);
   void execute_data(const kv::CommandSpec& spec, std::vector<std::string> args,
                     net::Protocol proto, bool stale_ok, ReplyFn reply);
-  // A write: one command, or (txn) a MULTI/EXEC transaction proposed as one
-  // entry, whose reply is the array of its commands' replies.
+  // A write: one command, or several proposed as one entry (a MULTI/EXEC
+  // transaction, or a connection's pipelined run: kvpb.KvBatch.pipeline),
+  // whose reply is the array of its commands' replies.
   using Commands = std::vector<std::vector<std::string>>;
   using Watches = std::vector<std::pair<std::string, uint64_t>>;
+  enum class Unit : uint8_t { kCommand, kTransaction, kPipeline };
   void propose_or_forward(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
                           std::chrono::steady_clock::time_point deadline);
   // watches (may be null): the leader answers a null array instead of
   // proposing if an entry after a key's index changed it (transaction.cc).
-  void propose_or_forward(Commands cmds, bool txn, net::Protocol proto, ReplyFn reply,
+  void propose_or_forward(Commands cmds, Unit unit, net::Protocol proto, ReplyFn reply,
                           std::chrono::steady_clock::time_point deadline,
                           std::shared_ptr<const Watches> watches = nullptr);
   // On the leader: did an entry of its log after a watched key's index
@@ -262,7 +292,7 @@ class Server {
   static bool is_admin_change(const std::vector<std::string>& args);
   void execute_admin(std::vector<std::string> args, net::Protocol proto, ReplyFn reply);
   void run_admin_change(std::vector<std::string> args, ReplyFn reply);
-  void retry_later(Commands cmds, bool txn, std::shared_ptr<const Watches> watches,
+  void retry_later(Commands cmds, Unit unit, std::shared_ptr<const Watches> watches,
                    net::Protocol proto, ReplyFn reply,
                    std::chrono::steady_clock::time_point deadline);
   bool fatal() const;
@@ -289,7 +319,7 @@ class Server {
   uint64_t next_forward_id_ = 1;
   struct Forwarded {
     Commands cmds;
-    bool txn = false;
+    Unit unit = Unit::kCommand;
     std::shared_ptr<const Watches> watches;
     net::Protocol proto = net::Protocol::kResp2;
     ReplyFn reply;

@@ -128,7 +128,7 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
       // The leader checks the watched keys against its log, then proposes
       // (even a read-only transaction: the check and the reads must be one
       // point of the log).
-      propose_or_forward(std::move(*cmds), /*txn=*/true, c->proto, std::move(reply), deadline,
+      propose_or_forward(std::move(*cmds), Unit::kTransaction, c->proto, std::move(reply), deadline,
                          std::move(watches));
     } else if (all_reads && c->stale_reads) {
       // READONLY connection: the local state, as for single reads.
@@ -144,7 +144,7 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
     } else if (all_reads) {
       read_with_barrier(std::move(cmds), /*txn=*/true, c->proto, std::move(reply), deadline);
     } else {
-      propose_or_forward(std::move(*cmds), /*txn=*/true, c->proto, std::move(reply), deadline);
+      propose_or_forward(std::move(*cmds), Unit::kTransaction, c->proto, std::move(reply), deadline);
     }
     return true;
   }

@@ -93,6 +93,43 @@ class BlockingTest(unittest.TestCase):
         self.assertEqual(third.get(), (b"q1", b"c"))
         self.assertEqual(self.client(leader).exists("q1"), 0)
 
+    def test_pipelined_push_serves_a_blocked_client_before_the_next_command(self):
+        # As in Redis: a push serves the clients blocked on that list before
+        # the pusher's next pipelined command runs, although the run of
+        # writes is one entry (kvpb.KvBatch.pipeline). Inside MULTI the
+        # transaction's own commands go first, and waiters after EXEC.
+        c = self.cluster
+        f = c.followers()[0]
+        blocked = Call(lambda: self.client(f).blpop(["qp"], timeout=0))
+        waiters(f)
+        p = self.client(c.followers()[1]).pipeline(transaction=False)
+        p.lpush("qp", "a")
+        p.lpop("qp")
+        p.lpush("qp", "b")
+        p.lpop("qp")
+        self.assertEqual(p.execute(), [1, None, 1, b"b"])
+        self.assertEqual(blocked.get(), (b"qp", b"a"))
+        blocked = Call(lambda: self.client(f).blpop(["qt"], timeout=0))
+        waiters(f)
+        t = self.client(c.followers()[1]).pipeline(transaction=True)
+        t.lpush("qt", "a")
+        t.lpop("qt")
+        t.lpush("qt", "c")
+        self.assertEqual(t.execute(), [1, b"a", 1])
+        self.assertEqual(blocked.get(), (b"qt", b"c"))
+
+    def test_commandstats_survive_a_reset_while_a_command_waits(self):
+        # A command counts itself when it replies, in the table as it is
+        # then (CONFIG RESETSTAT may have cleared it meanwhile).
+        f = self.cluster.followers()[0]
+        blocked = Call(lambda: self.client(f).blpop(["qs"], timeout=0))
+        waiters(f)
+        self.assertTrue(self.client(f).config_resetstat())
+        self.client(f).rpush("qs", "x")
+        self.assertEqual(blocked.get(), (b"qs", b"x"))
+        stats = self.client(f).info("commandstats")
+        self.assertEqual(stats["cmdstat_blpop"]["calls"], 1, stats)
+
     def test_timeout_gives_nil_and_pops_nothing_later(self):
         c = self.cluster
         f = c.followers()[0]

@@ -116,19 +116,14 @@ class ClusterTest(unittest.TestCase):
         self.assertIn(b"maxclients", r.execute_command("CONFIG", "GET", "maxclients"))
         # RESP3 through HELLO (raw: this redis-py speaks RESP2 only).
         s = socket.create_connection(("127.0.0.1", self.cluster.nodes[1].client_port), timeout=5)
-        # A read pipelined behind a write of its own connection may run before
-        # that write commits (docs/COMMANDS.md, differences): the GET goes
-        # once the SET is acknowledged.
-        s.sendall(b"HELLO 3\r\nSET r3 x\r\n")
+        # A read pipelined behind a write of its own connection sees it.
+        s.sendall(b"HELLO 3\r\nSET r3 x\r\nGET r3\r\nPING\r\n")
         data = b""
-        for suffix in (b"+OK\r\n", b"+PONG\r\n"):
-            while not data.endswith(suffix):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            if suffix == b"+OK\r\n":
-                s.sendall(b"GET r3\r\nPING\r\n")
+        while not data.endswith(b"+PONG\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
         s.close()
         self.assertTrue(data.startswith(b"%7\r\n"), data[:40])  # a RESP3 map
         self.assertIn(b"$5\r\nproto\r\n:3\r\n", data)
@@ -138,6 +133,72 @@ class ClusterTest(unittest.TestCase):
             out = subprocess.run(["redis-cli", "-p", str(self.cluster.nodes[2].client_port), "GET", "r3"],
                                  capture_output=True, text=True, timeout=10)
             self.assertEqual(out.stdout.strip(), "x")
+
+    def test_pipelined_commands_run_in_order(self):
+        # Redis runs a connection's commands one after another; so do we,
+        # with consecutive reads after one barrier and consecutive writes in
+        # one entry (ARCHITECTURE decision 40). On the leader and on a
+        # follower (whose writes are forwarded).
+        c = self.cluster
+        leader = c.wait_leader()
+        for node in (leader, c.followers()[0]):
+            tag = "po%d" % node.client_port
+            s = socket.create_connection(("127.0.0.1", node.client_port), timeout=10)
+            f = s.makefile("rb")
+
+            def replies(n):
+                out = []
+                for _ in range(n):
+                    line = f.readline()
+                    if line.startswith(b"$") and line != b"$-1\r\n":
+                        line = f.read(int(line[1:]) + 2)[:-2]
+                    out.append(line.rstrip(b"\r\n") if isinstance(line, bytes) else line)
+                return out
+
+            # Reads and writes interleaved: every read sees exactly the
+            # writes before it, none after it.
+            cmds, expect = [], []
+            for i in range(1, 201):
+                cmds.append(b"INCR %s:n\r\n" % tag.encode())
+                expect.append(b":%d" % i)
+                if i % 3 == 0:
+                    cmds.append(b"GET %s:n\r\n" % tag.encode())
+                    expect.append(str(i).encode())
+                if i % 7 == 0:
+                    cmds.append(b"SET %s:v %d\r\n" % (tag.encode(), i))
+                    expect.append(b"+OK")
+                    cmds.append(b"GET %s:v\r\n" % tag.encode())
+                    expect.append(str(i).encode())
+                    cmds.append(b"PING\r\n")
+                    expect.append(b"+PONG")
+            s.sendall(b"".join(cmds))
+            self.assertEqual(replies(len(expect)), expect)
+            # A pipelined run of writes is proposed as few entries, not one
+            # per command (the whole burst reaches the server in a few reads).
+            before = int(leader.client().info("raft")["raft_commit_index"])
+            s.sendall(b"".join(b"SET %s:b%d %d\r\n" % (tag.encode(), i, i) for i in range(300)))
+            self.assertEqual(replies(300), [b"+OK"] * 300)
+            grew = int(leader.client().info("raft")["raft_commit_index"]) - before
+            self.assertLess(grew, 100, "300 pipelined SETs took %d entries" % grew)
+            # QUIT behind writes: the writes before it run, what follows it does not.
+            s.sendall(b"SET %s:q 1\r\nGET %s:q\r\nQUIT\r\nSET %s:q 2\r\n" % ((tag.encode(),) * 3))
+            self.assertEqual(replies(3), [b"+OK", b"1", b"+OK"])
+            self.assertEqual(f.read(), b"")  # closed
+            s.close()
+            self.assertEqual(node.client().get("%s:q" % tag), b"1")
+            # Errors keep their place in a run.
+            r = node.client()
+            p = r.pipeline(transaction=False)
+            p.set("%s:s" % tag, "x")
+            p.incr("%s:s" % tag)
+            p.lpush("%s:s" % tag, "y")
+            p.append("%s:s" % tag, "y")
+            p.get("%s:s" % tag)
+            res = p.execute(raise_on_error=False)
+            self.assertTrue(res[0])
+            self.assertIsInstance(res[1], redis.ResponseError)
+            self.assertIsInstance(res[2], redis.ResponseError)
+            self.assertEqual(res[3:], [2, b"xy"])
 
     def test_connection_io_under_pipelining_and_backpressure(self):
         # The client loop reads only after readiness once a read drained the
@@ -773,7 +834,8 @@ class SnapshotTransferTest(unittest.TestCase):
     def test_large_snapshot_resumes_after_the_receiver_is_killed(self):
         # About 12 MiB of state, received at 2 MB/s in 256 KiB chunks: the
         # receiver is killed mid-transfer and resumes from its partial file.
-        extra = ["--snapshot-entries", "200", "--snapshot-chunk-bytes", "262144",
+        # (A pipeline's writes go in few entries: snapshots every 5 entries.)
+        extra = ["--snapshot-entries", "5", "--snapshot-chunk-bytes", "262144",
                  "--snapshot-recv-bytes-per-sec", "2000000"]
         with Cluster(3, extra=extra) as c:
             lagging = c.followers()[0]

@@ -207,6 +207,23 @@ TEST_F(KvLocks, BlockedPopsAreServedFirstComeFirstServed) {
   EXPECT_EQ(block("w4", {"BLPOP", "a", "0"}), Arr({Bulk("a"), Bulk("z")}));
 }
 
+TEST_F(KvLocks, APipelinedRunServesWaitersAfterEachCommandATransactionAfterAll) {
+  std::vector<std::string_view> push = {"LPUSH", "q", "a"}, pop = {"LPOP", "q"};
+  std::vector<RequestView> reqs = {{net::Protocol::kResp2, push}, {net::Protocol::kResp2, pop}};
+  // A pipelined run: the waiter gets the element before LPOP runs.
+  EXPECT_EQ(block("w1", {"BLPOP", "q", "0"}), kBlocked);
+  auto res = kv.apply_payloads({encode_batch(kv.now_ms(), reqs, /*pipeline=*/true)});
+  EXPECT_EQ(res[0], Int(1) + Nil());
+  EXPECT_EQ(take(), (Served{{"w1", Arr({Bulk("q"), Bulk("a")})}}));
+  // A transaction: LPOP takes it, the waiter still waits.
+  EXPECT_EQ(block("w2", {"BLPOP", "q", "0"}), kBlocked);
+  res = kv.apply_payloads({encode_batch(kv.now_ms(), reqs)});
+  EXPECT_EQ(res[0], Int(1) + Bulk("a"));
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(kv({"RPUSH", "q", "b"}), Int(1));
+  EXPECT_EQ(take(), (Served{{"w2", Arr({Bulk("q"), Bulk("b")})}}));
+}
+
 TEST_F(KvLocks, BlockedMoveChainsToTheNextWaiter) {
   EXPECT_EQ(block("m", {"BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"}), kBlocked);
   EXPECT_EQ(block("p", {"BLPOP", "dst", "0"}), kBlocked);
