@@ -95,7 +95,7 @@ void Server::serve_blocked(kv::ApplyEvents& ev) {
   }
 }
 
-void Server::unblock_client(const Client& c) {
+bool Server::unblock_client(const Client& c) {
   std::vector<std::string> cmd{std::string(kv::kUnblockCommand)};
   for (auto it = blocked_.begin(); it != blocked_.end();) {
     if (it->second.client_id == c.id) {
@@ -105,10 +105,12 @@ void Server::unblock_client(const Client& c) {
       ++it;
     }
   }
-  if (cmd.size() == 1 || stopped_) return;
+  if (cmd.size() == 1) return false;
+  if (stopped_) return true;
   // Best effort: if it fails, the waiters end with their deadline or lease.
   propose_or_forward(std::move(cmd), net::Protocol::kResp2, [](std::string) {},
                      Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms));
+  return true;
 }
 
 void Server::blocking_tick() {

@@ -297,7 +297,12 @@ void Server::close_client(const std::shared_ptr<Client>& c) {
   c->read_wake.cancel();
   clients_.erase(c->id);
   untrack_client(*c);
-  unblock_client(*c);  // blocking.cc
+  if (unblock_client(*c)) {  // blocking.cc
+    // Its step was that blocked command, whose reply is dropped: what was
+    // queued behind it is dropped too (Redis frees a blocked client).
+    c->running = false;
+    c->queue.clear();
+  }
 }
 
 awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
@@ -325,7 +330,7 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
       if (c->closed) break;
       if (wec) {
         close_client(c);
-        co_return;
+        break;
       }
     }
     auto room = c->parser.prepare(16 << 10);
@@ -337,7 +342,7 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
     }
     if (ec) {
       close_client(c);
-      co_return;
+      break;
     }
     maybe_more = n == room.size();
     c->parser.commit(n);
@@ -356,9 +361,12 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
       auto a = c->parser.args();
       std::vector<std::string> args(a.begin(), a.end());
       std::weak_ptr<Client> wc = c;
-      submit(c, std::move(args), [this, wc, seq, alive](std::string bytes) {
+      submit(c, seq, std::move(args), [this, wc, seq, alive](std::string bytes) {
         if (!*alive) return;
-        if (auto cc = wc.lock()) finish_slot(cc, seq, std::move(bytes));
+        if (auto cc = wc.lock()) {
+          finish_slot(cc, seq, std::move(bytes));
+          step_done(cc, seq);
+        }
       });
       if (c->closing) break;
     }
@@ -367,8 +375,9 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
     if (c->closing) queue_flush(c);  // closes once the replies before it are written
   }
   // A closing connection (QUIT, a protocol error) may still owe replies: the
-  // reader holds it until they are written and close_client() wakes it.
-  while (*alive && !c->closed) {
+  // reader holds it until they are written and close_client() wakes it, and
+  // until what it had received has run (pump() wakes it).
+  while (*alive && !stopped_ && !(c->closed && !c->running && c->queue.empty())) {
     c->read_wake.expires_at(asio::steady_timer::time_point::max());
     co_await c->read_wake.async_wait(kTuple);
   }
@@ -394,10 +403,10 @@ Server::Flow Server::flow_of(const Client& c, const Queued& q) const {
   return Flow::kAlone;
 }
 
-void Server::submit(const std::shared_ptr<Client>& c, std::vector<std::string> args,
-                    ReplyFn reply) {
+void Server::submit(const std::shared_ptr<Client>& c, uint64_t seq,
+                    std::vector<std::string> args, ReplyFn reply) {
   const kv::CommandSpec* spec = kv::find_command(args[0]);
-  c->queue.push_back(Queued{spec, std::move(args), std::move(reply)});
+  c->queue.push_back(Queued{spec, std::move(args), std::move(reply), seq});
   // Nothing ahead and nothing to gather: now, so that what it changes
   // (AUTH, HELLO, QUIT, MULTI) holds for the next command parsed.
   if (!c->running && c->queue.size() == 1 && flow_of(*c, c->queue.front()) == Flow::kAlone) {
@@ -436,27 +445,30 @@ void Server::pump(const std::shared_ptr<Client>& c) {
       }
       if (run.size() > 1) {
         c->running = true;
+        c->step_end = run.back().seq;
         run_batch(c, flow, std::move(run));
         continue;
       }
       q = std::move(run.front());
     }
     c->running = true;
+    c->step_end = q.seq;
     const bool was_closing = c->closing;
-    const kv::CommandSpec* spec = q.spec;
-    execute(c, spec, std::move(q.args),
-            [this, c, alive = alive_, reply = std::move(q.reply)](std::string bytes) {
-              reply(std::move(bytes));
-              if (!*alive) return;
-              c->running = false;
-              pump(c);
-            });
+    execute(c, q.spec, std::move(q.args), std::move(q.reply));
     if (c->closing && !was_closing) {
       // QUIT: what came after it is not run, its slots are closed empty.
       for (auto& rest : std::exchange(c->queue, {})) rest.reply({});
     }
   }
   c->pumping = false;
+  // A closed connection's reader waits for its queue to have run.
+  if (c->closed && !c->running && c->queue.empty()) c->read_wake.cancel();
+}
+
+void Server::step_done(const std::shared_ptr<Client>& c, uint64_t seq) {
+  if (!c->running || seq != c->step_end) return;
+  c->running = false;
+  pump(c);
 }
 
 void Server::run_batch(const std::shared_ptr<Client>& c, Flow flow, std::vector<Queued> run) {
@@ -471,7 +483,8 @@ void Server::run_batch(const std::shared_ptr<Client>& c, Flow flow, std::vector<
   }
   // The run's reply is an array of its commands' replies (as for EXEC), or
   // one error for all of them (CLUSTERDOWN, a storage failure).
-  auto done = [this, c, alive = alive_, replies](std::string bytes) {
+  // The last reply ends the step.
+  auto done = [alive = alive_, replies](std::string bytes) {
     if (!*alive) return;
     const size_t eol = bytes.find("\r\n");
     if (!bytes.empty() && bytes[0] == '*' && eol != std::string::npos) {
@@ -482,8 +495,6 @@ void Server::run_batch(const std::shared_ptr<Client>& c, Flow flow, std::vector<
     } else {
       for (auto& r : *replies) r(bytes);
     }
-    c->running = false;
-    pump(c);
   };
   if (fatal()) {
     done(err("ERR node stopped after a storage failure: " + node_->fatal_error()));

@@ -76,7 +76,8 @@ class Server {
   struct Queued {
     const kv::CommandSpec* spec = nullptr;  // null: not a command of ours
     std::vector<std::string> args;
-    ReplyFn reply;
+    ReplyFn reply;  // fills its slot, and ends the step if it is the last
+    uint64_t seq = 0;  // its slot
   };
   struct Client {
     explicit Client(asio::io_context& io, asio::ip::tcp::socket s)
@@ -98,9 +99,12 @@ class Server {
     // at a time, a step being one command, or a run of consecutive reads
     // served after one read barrier, or a run of consecutive writes
     // proposed as one entry.
+    // The reader holds the connection until it is closed and its queue has
+    // run (commands received before a close still run, as in Redis).
     std::deque<Queued> queue;
-    bool running = false;  // a step is in flight
-    bool pumping = false;  // pump() is on the stack
+    bool running = false;    // a step is in flight
+    uint64_t step_end = 0;   // the slot of its last command
+    bool pumping = false;    // pump() is on the stack
     // Replies ready to send, in order; `sending` holds the bytes of a write
     // in flight (at most one), started when a write could not finish at once.
     std::string out;
@@ -163,8 +167,11 @@ class Server {
   // flight is done.
   enum class Flow : uint8_t { kAlone, kRead, kWrite };
   Flow flow_of(const Client& c, const Queued& q) const;
-  void submit(const std::shared_ptr<Client>& c, std::vector<std::string> args, ReplyFn reply);
+  void submit(const std::shared_ptr<Client>& c, uint64_t seq, std::vector<std::string> args,
+              ReplyFn reply);
   void pump(const std::shared_ptr<Client>& c);
+  // A slot's reply was made: the step ends if it was the step's last.
+  void step_done(const std::shared_ptr<Client>& c, uint64_t seq);
   // A run of two or more reads (one barrier) or writes (one entry); each
   // command gets its own reply.
   void run_batch(const std::shared_ptr<Client>& c, Flow flow, std::vector<Queued> run);
@@ -268,7 +275,8 @@ class Server {
   bool execute_blocking(const std::shared_ptr<Client>& c, std::vector<std::string>& args,
                         ReplyFn reply);
   void serve_blocked(kv::ApplyEvents& ev);
-  void unblock_client(const Client& c);
+  // Returns whether the client had a blocked command (its reply is dropped).
+  bool unblock_client(const Client& c);
   void blocking_tick();
   struct Blocked {
     uint64_t client_id = 0;

@@ -186,6 +186,24 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual(f.read(), b"")  # closed
             s.close()
             self.assertEqual(node.client().get("%s:q" % tag), b"1")
+            # Commands received before the client closed still run, in order.
+            s = socket.create_connection(("127.0.0.1", node.client_port), timeout=10)
+            s.sendall(b"SET %s:c 1\r\nGET %s:c\r\nSET %s:c 2\r\n" % ((tag.encode(),) * 3))
+            s.close()
+            wait_until(lambda: node.client().get("%s:c" % tag) == b"2", 10, "the last SET")
+            # Behind a blocked command they do not (Redis frees a blocked
+            # client with what it had not run).
+            s = socket.create_connection(("127.0.0.1", node.client_port), timeout=10)
+            s.sendall(b"BLPOP %s:l 0\r\nSET %s:after 1\r\n" % ((tag.encode(),) * 2))
+            wait_until(lambda: node.client().info("clients")["blocked_clients"] >= 1, 10,
+                       "the BLPOP to wait")
+            s.close()
+            wait_until(lambda: node.client().info("clients")["blocked_clients"] == 0, 10,
+                       "the closed client to be unblocked")
+            self.assertEqual(node.client().rpush("%s:l" % tag, "e"), 1)
+            time.sleep(0.3)
+            self.assertEqual(node.client().lrange("%s:l" % tag, 0, -1), [b"e"])
+            self.assertEqual(node.client().exists("%s:after" % tag), 0)
             # Errors keep their place in a run.
             r = node.client()
             p = r.pipeline(transaction=False)
