@@ -52,9 +52,14 @@ struct ApplyEvents {
   std::vector<std::string> keys_changed;  // each key written or deleted, in order (may repeat)
   bool flushed = false;                   // FLUSHALL/FLUSHDB ran: every key changed
   std::vector<ServedWaiter> served;       // in the order they were served
+  // Keys that serving waiters changed, with the index of the entry whose
+  // push served them: a BLMOVE's destination is a key that entry never
+  // names (WATCH, server/transaction.cc).
+  std::vector<std::pair<uint64_t, std::string>> served_changes;
 
   bool empty() const {
-    return keyspace.empty() && keys_changed.empty() && !flushed && served.empty();
+    return keyspace.empty() && keys_changed.empty() && !flushed && served.empty() &&
+           served_changes.empty();
   }
 };
 

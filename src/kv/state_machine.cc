@@ -130,6 +130,7 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
             return;
           }
           if (ev != nullptr) ks.set_change_log(ev);
+          const size_t changes_before = ev != nullptr ? ev->keys_changed.size() : 0;
           for (; served < pushed.size() && counters.waiters > 0; served++) {
             const std::string key = pushed[served];
             std::string scratch;
@@ -140,6 +141,11 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
           }
           served = pushed.size();
           ks.set_change_log(nullptr);
+          if (ev != nullptr) {
+            for (size_t k = changes_before; k < ev->keys_changed.size(); k++) {
+              ev->served_changes.emplace_back(e.index(), ev->keys_changed[k]);
+            }
+          }
         };
         for (int i = 0; i < batch.requests_size(); i++) {
           const kvpb::KvRequest& req = batch.requests(i);
@@ -328,6 +334,15 @@ std::vector<std::string> KvStateMachine::due_timers(int64_t now_ms, size_t max_n
   auto timers = kv::due_timers(ks, max_n);
   if (!txn.status().is_ok()) return {};
   return timers;
+}
+
+uint64_t KvStateMachine::waiters_on(std::string_view key) {
+  if (counters_.waiters == 0) return 0;
+  Txn txn(store_, group_, /*writable=*/false);
+  KeyspaceCounters counters = counters_;
+  Keyspace ks(&txn, last_stamp_ms_, &counters);
+  const uint64_t n = kv::waiter_count(ks, key);
+  return txn.status().is_ok() ? n : 1;  // a read error: assume some
 }
 
 Status KvStateMachine::TEST_check_invariants() {

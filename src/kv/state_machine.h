@@ -113,6 +113,10 @@ class KvStateMachine final : public cluster::GroupStateMachine {
   // Up to max_n timers of blocked clients and locks due at now_ms, for the
   // leader's `timers` entry (waiters.h); empty after a read error.
   std::vector<std::string> due_timers(int64_t now_ms, size_t max_n);
+  // Blocked clients queued on `key` (at least 1 after a read error), and on
+  // all keys.
+  uint64_t waiters_on(std::string_view key);
+  uint64_t waiter_total() const { return counters_.waiters; }
 
   // Keys stored (expired ones not yet deleted included: DBSIZE) and keys
   // with an expiry (INFO keyspace).

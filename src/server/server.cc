@@ -94,6 +94,10 @@ Status Server::start() {
     if (*alive) on_forward(from, std::move(f));
   });
   if (Status s = node_->start(); !s.is_ok()) return s;
+  // Entries applied from here on report what serving blocked clients
+  // changed (note_served_changes); earlier ones did not, to this process.
+  served_known_from_ = sm_->applied_index() + 1;
+  served_snapshots_seen_ = snapshots_installed();
 
   asio::error_code ec;
   auto addr = asio::ip::make_address(cfg_.listen_client.host, ec);

@@ -201,7 +201,16 @@ class Server {
                           std::shared_ptr<const Watches> watches = nullptr);
   // On the leader: did an entry of its log after a watched key's index
   // change that key? (True also when it cannot tell: log compacted.)
-  bool watched_keys_changed(const Watches& watches) const;
+  bool watched_keys_changed(const Watches& watches);
+  // Keys changed by serving blocked clients (a BLMOVE's destination), by
+  // the index of the entry that served them, which does not name them;
+  // known for entries from served_known_from_ on (not across a restart or
+  // an installed snapshot). Entries below the log's first index are dropped.
+  void note_served_changes(const kv::ApplyEvents& ev);
+  std::unordered_map<std::string, uint64_t> served_changes_;
+  uint64_t served_known_from_ = UINT64_MAX;  // set by start()
+  uint64_t served_snapshots_seen_ = 0;
+  size_t served_prune_at_ = 1024;
   // Reads after one read barrier, run back to back (atomic: nothing is
   // applied in between); txn: the reply is the array of their replies.
   void read_with_barrier(std::shared_ptr<Commands> cmds, bool txn, net::Protocol proto,

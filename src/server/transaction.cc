@@ -210,7 +210,18 @@ void Server::forwarded_transaction(netpb::Forward&& f, ForwardAnswer answer) {
   node_->propose(kGroup, batch.SerializeAsString(), answer_proposal(std::move(answer), 'B'));
 }
 
-bool Server::watched_keys_changed(const Watches& watches) const {
+void Server::note_served_changes(const kv::ApplyEvents& ev) {
+  for (const auto& [index, key] : ev.served_changes) {
+    uint64_t& at = served_changes_[key];
+    at = std::max(at, index);
+  }
+  if (served_changes_.size() < served_prune_at_) return;
+  const uint64_t first = node_->log_bounds(kGroup).first;
+  std::erase_if(served_changes_, [first](const auto& kv) { return kv.second < first; });
+  served_prune_at_ = std::max<size_t>(1024, 2 * served_changes_.size());
+}
+
+bool Server::watched_keys_changed(const Watches& watches) {
   if (watches.empty()) return false;
   uint64_t from = UINT64_MAX;
   for (const auto& [k, index] : watches) from = std::min(from, index);
@@ -226,6 +237,26 @@ bool Server::watched_keys_changed(const Watches& watches) const {
       if (k == key && entry > index) return true;
     }
     return false;
+  };
+  // Serving a blocked BLMOVE or BRPOPLPUSH changes its destination, which
+  // the entry that pushed to its source does not name. Applied entries:
+  // what their serving changed was noted (note_served_changes), unless this
+  // process did not apply them itself (a restart, a snapshot).
+  const uint64_t applied = sm_->applied_index();
+  if (const uint64_t n = snapshots_installed(); n != served_snapshots_seen_) {
+    served_snapshots_seen_ = n;
+    served_known_from_ = std::max(served_known_from_, applied + 1);
+  }
+  if (from + 1 < served_known_from_) return true;
+  for (const auto& [k, index] : watches) {
+    auto it = served_changes_.find(k);
+    if (it != served_changes_.end() && it->second > index) return true;
+  }
+  // Entries not applied yet: one that writes a key with blocked clients
+  // may serve them, and what that changes is not known yet: assume it
+  // changes a watched key.
+  auto may_serve = [&](std::string_view key, uint64_t entry) {
+    return entry > applied && sm_->waiter_total() > 0 && sm_->waiters_on(key) > 0;
   };
   uint64_t lo = from + 1;
   while (lo <= last) {
@@ -252,7 +283,7 @@ bool Server::watched_keys_changed(const Watches& watches) const {
           const std::span<const std::string_view> cmd(argv.begin() + 3, argv.end());
           if (inner == nullptr || !kv::arity_ok(*inner, cmd.size())) continue;
           for (size_t i : kv::command_keys(*inner, cmd)) {
-            if (changed(cmd[i], e.index())) return true;
+            if (changed(cmd[i], e.index()) || may_serve(cmd[i], e.index())) return true;
           }
           continue;
         }
@@ -279,7 +310,8 @@ bool Server::watched_keys_changed(const Watches& watches) const {
         const size_t n = static_cast<size_t>(req.args_size());
         if (!kv::arity_ok(*spec, n)) continue;  // applied as an arity error: changes nothing
         for (size_t i : kv::command_keys(*spec, argv)) {
-          if (changed(req.args(static_cast<int>(i)), e.index())) return true;
+          const std::string& key = req.args(static_cast<int>(i));
+          if (changed(key, e.index()) || may_serve(key, e.index())) return true;
         }
       }
     }

@@ -118,6 +118,28 @@ class BlockingTest(unittest.TestCase):
         self.assertEqual(t.execute(), [1, b"a", 1])
         self.assertEqual(blocked.get(), (b"qt", b"c"))
 
+    def test_watch_sees_a_key_changed_by_serving_a_blocked_move(self):
+        # A push that serves a blocked BLMOVE changes its destination,
+        # which the push itself does not name: EXEC of a transaction that
+        # WATCHed the destination must still abort.
+        c = self.cluster
+        f1, f2 = c.followers()[:2]
+        for cmd in (("BLMOVE", "wsrc", "wdst", "LEFT", "RIGHT", 0),
+                    ("BRPOPLPUSH", "wsrc", "wdst", 0)):
+            mover = Call(lambda: self.client(f1).execute_command(*cmd))
+            waiters(f1)
+            w = self.client(f2)
+            p = w.pipeline(transaction=True)
+            p.watch("wdst")
+            before = p.lrange("wdst", 0, -1)
+            self.assertEqual(self.client(c.leader()).rpush("wsrc", "e"), 1)
+            self.assertEqual(mover.get(), b"e")
+            p.multi()
+            p.delete("wdst")
+            with self.assertRaises(redis.WatchError):
+                p.execute()
+            self.assertEqual(self.client(f2).lrange("wdst", 0, -1), before + [b"e"])
+
     def test_commandstats_survive_a_reset_while_a_command_waits(self):
         # A command counts itself when it replies, in the table as it is
         # then (CONFIG RESETSTAT may have cleared it meanwhile).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include "kv/commands.h"
 #include "kv/waiters.h"
@@ -29,6 +30,7 @@ class KvLocks : public ::testing::Test {
     kv.sm().set_event_sink(
         [this](ApplyEvents& ev) {
           for (auto& s : ev.served) served.emplace_back(s.waiter_id, s.reply);
+          for (auto& c : ev.served_changes) served_changes.push_back(c);
         },
         false);
   }
@@ -63,6 +65,7 @@ class KvLocks : public ::testing::Test {
 
   KvHarness kv;
   Served served;
+  std::vector<std::pair<uint64_t, std::string>> served_changes;
 };
 
 TEST_F(KvLocks, GrantRefreshUnlockAndTokensIncrease) {
@@ -222,6 +225,28 @@ TEST_F(KvLocks, APipelinedRunServesWaitersAfterEachCommandATransactionAfterAll) 
   EXPECT_TRUE(take().empty());
   EXPECT_EQ(kv({"RPUSH", "q", "b"}), Int(1));
   EXPECT_EQ(take(), (Served{{"w2", Arr({Bulk("q"), Bulk("b")})}}));
+}
+
+TEST_F(KvLocks, ServingReportsTheKeysItChangedWithThePushingEntry) {
+  // WATCH needs them: the pushing entry does not name a BLMOVE's destination.
+  EXPECT_EQ(block("w1", {"BLMOVE", "src", "mid", "LEFT", "RIGHT", "0"}), kBlocked);
+  EXPECT_EQ(block("w2", {"BRPOPLPUSH", "mid", "dst", "0"}), kBlocked);
+  EXPECT_TRUE(served_changes.empty());
+  const uint64_t push_index = kv.next_index();
+  EXPECT_EQ(kv({"RPUSH", "src", "e"}), Int(1));
+  EXPECT_EQ(take().size(), 2u);
+  std::set<std::string> keys;
+  for (const auto& [index, key] : served_changes) {
+    EXPECT_EQ(index, push_index);
+    keys.insert(key);
+  }
+  // (The pushed key itself may be left out: the entry names it.)
+  keys.erase("src");
+  EXPECT_EQ(keys, (std::set<std::string>{"mid", "dst"}));
+  served_changes.clear();
+  // A push nobody waits for reports nothing.
+  EXPECT_EQ(kv({"RPUSH", "src", "f"}), Int(1));
+  EXPECT_TRUE(served_changes.empty());
 }
 
 TEST_F(KvLocks, BlockedMoveChainsToTheNextWaiter) {
