@@ -110,6 +110,7 @@ void Keyspace::log_changed(std::string_view key) {
 void Keyspace::put(std::string_view key, const Record& r) {
   auto old = load(key);
   if (old) delete_elements(key, *old);
+  if (old && old->type == ValueType::kStream) stream_gone(key);
   write_record(key, old, r);
   if (log_ == nullptr) return;
   log_changed(key);
@@ -130,6 +131,7 @@ bool Keyspace::remove(std::string_view key) {
   auto old = load(key);
   if (!old) return false;
   delete_elements(key, *old);
+  if (old->type == ValueType::kStream) stream_gone(key);
   if (old->expire_at_ms != 0) {
     txn_->del(expiry_key(old->expire_at_ms, key));
     counters_->expires--;
@@ -214,6 +216,12 @@ void Keyspace::for_each_element(std::string_view key, std::string_view from,
       expected);
 }
 
+void Keyspace::stream_gone(std::string_view key) {
+  // Its groups went with it: blocked XREADGROUP clients are tried again
+  // (and get NOGROUP, or read the new stream).
+  if (counters_->waiters > 0) note_list_push(key);
+}
+
 void Keyspace::note_list_push(std::string_view key) {
   if (std::find(lists_pushed_.begin(), lists_pushed_.end(), key) == lists_pushed_.end()) {
     lists_pushed_.emplace_back(key);
@@ -229,6 +237,7 @@ bool Keyspace::remove_if_expired(std::string_view key) {
 
 void Keyspace::clear() {
   if (log_ != nullptr) log_->flushed = true;
+  cleared_ = true;
   // With no record there is nothing under 'k' or 'e': skip the range
   // deletion (RocksDB pays for each range tombstone on later reads until
   // its memtable is flushed).

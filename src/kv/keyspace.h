@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kv/layout.h"
@@ -111,6 +112,8 @@ class Keyspace {
   // what a blocked pop (BLPOP) waits for, reported by the apply path.
   void note_list_push(std::string_view key);
   const std::vector<std::string>& lists_pushed() const { return lists_pushed_; }
+  // Whether clear() ran (FLUSHALL: every waiter is tried again), once.
+  bool take_cleared() { return std::exchange(cleared_, false); }
 
   // The change log (execute_command() attaches the command's ApplyEvents
   // for its duration; null: nothing is recorded, the default). While set,
@@ -169,6 +172,8 @@ class Keyspace {
   KeyspaceCounters* counters_;
   int64_t min_expiry_written_ = INT64_MAX;
   std::vector<std::string> lists_pushed_;
+  bool cleared_ = false;
+  void stream_gone(std::string_view key);
   ApplyEvents* log_ = nullptr;
   std::string removed_live_;  // the last live key remove() deleted (with log_)
   // Records a change of `key` in log_ (non-null).

@@ -63,6 +63,12 @@ uint64_t get_u64be(const char* p) {
   return v;
 }
 
+uint32_t get_u32be(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
 std::string encode_u64be(uint64_t v) {
   std::string s;
   put_u64be(&s, v);

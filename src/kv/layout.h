@@ -167,6 +167,7 @@ inline constexpr uint64_t kFormatVersion = 1;
 void put_u64be(std::string* out, uint64_t v);
 void put_u32be(std::string* out, uint32_t v);
 uint64_t get_u64be(const char* p);
+uint32_t get_u32be(const char* p);
 std::string encode_u64be(uint64_t v);
 // False unless `bytes` is exactly 8 bytes.
 bool decode_u64be(std::string_view bytes, uint64_t* v);

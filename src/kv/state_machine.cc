@@ -124,6 +124,9 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
         // a pipelined run after each (kvpb.KvBatch.pipeline).
         size_t served = 0;
         auto serve_pushed = [&] {
+          if (ks.take_cleared() && counters.waiters > 0) {
+            for (const std::string& k : keys_with_waiters(ks)) ks.note_list_push(k);
+          }
           const std::vector<std::string>& pushed = ks.lists_pushed();
           if (served == pushed.size() || counters.waiters == 0) {
             served = pushed.size();

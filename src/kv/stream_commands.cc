@@ -1130,6 +1130,7 @@ void cmd_xgroup(CommandContext& ctx, Args args) {
     }
     s->destroy_group(*g);
     s->save();
+    ctx.ks.note_list_push(key);  // its blocked XREADGROUP clients get NOGROUP
     notify(ctx, kNotifyStream, "xgroup-destroy", key);
     ctx.out.integer(1);
   } else if (op == "createconsumer") {

@@ -350,14 +350,34 @@ uint64_t waiter_count(Keyspace& ks, std::string_view key) {
   return n;
 }
 
+std::vector<std::string> keys_with_waiters(Keyspace& ks) {
+  std::vector<std::string> keys;
+  const std::string prefix{kWaiterTag, kWaiterQueue};
+  ks.txn().scan(prefix, prefix, [&](std::string_view k, std::string_view) {
+    // 'w' 'q' position:u64be key_len:u32be key seq:u64be
+    if (k.size() < 2 + 8 + 4 + 8) return true;
+    const uint32_t n = get_u32be(k.data() + 10);
+    if (k.size() != 2 + 8 + 4 + size_t{n} + 8) return true;
+    std::string_view key = k.substr(14, n);
+    if (keys.empty() || keys.back() != key) keys.emplace_back(key);
+    return true;
+  });
+  return keys;
+}
+
 void serve_waiters(CommandContext& ctx, std::string_view key) {
   const std::string prefix = queue_prefix(key);
+  // Lists and locks are served in queue order, and the first waiter that
+  // cannot be served stops the rest (they want the same element or lock).
+  // Stream reads each wait for something of their own (an id, a group):
+  // one left waiting does not stop the next. `from` is where to look next.
+  std::string from = prefix;
   for (;;) {
-    // The first waiter in the queue (re-read after each one served: serving
-    // changes the queue).
+    // The first waiter from `from` on (re-read after each one served:
+    // serving changes the queue).
     std::string id;
     std::string qkey;
-    ctx.ks.txn().scan(prefix, prefix, [&](std::string_view k, std::string_view v) {
+    ctx.ks.txn().scan(prefix, from, [&](std::string_view k, std::string_view v) {
       qkey.assign(k);
       id.assign(v);
       return false;
@@ -372,7 +392,10 @@ void serve_waiters(CommandContext& ctx, std::string_view key) {
       time_out(ctx, id, *w);
       continue;
     }
-    if (!try_serve(ctx, id, *w)) return;  // the first cannot be served: nor can the rest
+    if (try_serve(ctx, id, *w)) continue;
+    if (w->args_size() == 0 || !is_stream_read(w->args(0))) return;
+    from = qkey;
+    from.push_back('\0');  // the next queue key after this one
   }
 }
 

@@ -8,7 +8,10 @@
 // applied. Every later entry that pushes to a list (or frees a lock) serves
 // the first waiters of that key, first blocked first served, by running
 // their command; the reply goes into ApplyEvents::served under the waiter's
-// id. Every replica computes the same serving, so the node holding the
+// id (a stream read that finds nothing for itself does not hold back the
+// ones behind it; XGROUP DESTROY, deleting or replacing a stream and
+// FLUSHALL try the waiters again, so XREADGROUP gets NOGROUP). Every
+// replica computes the same serving, so the node holding the
 // client answers it from its own applies, whoever leads, across leader
 // changes; an element is handed to exactly one waiter, in the log.
 //
@@ -61,6 +64,9 @@ std::vector<std::string> due_timers(Keyspace& ks, size_t max_n);
 // a lock's release). ctx is any command context of the entry (its Keyspace,
 // options and events).
 void serve_waiters(CommandContext& ctx, std::string_view key);
+// The keys blocked clients wait on (after FLUSHALL: their waiters are tried
+// again). O(waiters).
+std::vector<std::string> keys_with_waiters(Keyspace& ks);
 
 // The lock a `timers` argument names, if it is a lock lease's timer (a
 // waiter's timer names no key).

@@ -310,6 +310,64 @@ TEST_F(KvLocks, BlockedStreamReadsWaitForNewEntries) {
             Arr({Arr({Bulk("s"), Arr({Arr({Bulk("1-1"), Arr({Bulk("f"), Bulk("old")})}), entry})})}));
 }
 
+TEST_F(KvLocks, AStreamReaderLeftWaitingDoesNotHoldBackTheNext) {
+  EXPECT_EQ(kv({"XADD", "s", "1-1", "f", "a"}), Bulk("1-1"));
+  EXPECT_EQ(kv({"XGROUP", "CREATE", "s", "g", "$"}), Ok());
+  // First in the queue: a reader of entries after 9-1, which 2-1 is not.
+  EXPECT_EQ(block("late", {"XREAD", "BLOCK", "0", "STREAMS", "s", "9-1"}), kBlocked);
+  EXPECT_EQ(block("g1", {"XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"}),
+            kBlocked);
+  EXPECT_EQ(kv({"XADD", "s", "2-1", "f", "b"}), Bulk("2-1"));
+  const std::string entry = Arr({Bulk("2-1"), Arr({Bulk("f"), Bulk("b")})});
+  EXPECT_EQ(take(), (Served{{"g1", Arr({Arr({Bulk("s"), Arr({entry})})})}}));
+  EXPECT_EQ(kv({"XADD", "s", "10-1", "f", "c"}), Bulk("10-1"));
+  EXPECT_EQ(take().size(), 1u);  // "late" now
+}
+
+TEST_F(KvLocks, BlockedGroupReadersFailWhenTheirGroupOrStreamGoes) {
+  // As Redis: XGROUP DESTROY, deleting or replacing the stream, and
+  // FLUSHALL answer blocked XREADGROUP clients with NOGROUP; a plain XREAD
+  // and a BLPOP keep waiting.
+  const std::string nogroup =
+      Err("NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option");
+  auto reader = [&](const std::string& id) {
+    EXPECT_EQ(block(id, {"XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"}),
+              kBlocked);
+  };
+  EXPECT_EQ(kv({"XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"}), Ok());
+  EXPECT_EQ(block("plain", {"XREAD", "BLOCK", "0", "STREAMS", "s", "$"}), kBlocked);
+  reader("destroyed");
+  EXPECT_EQ(kv({"XGROUP", "DESTROY", "s", "g"}), Int(1));
+  EXPECT_EQ(take(), (Served{{"destroyed", nogroup}}));
+  EXPECT_EQ(kv({"XGROUP", "CREATE", "s", "g", "$"}), Ok());
+  reader("deleted");
+  EXPECT_EQ(kv({"DEL", "s"}), Int(1));
+  EXPECT_EQ(take(), (Served{{"deleted", nogroup}}));
+  EXPECT_EQ(kv({"XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"}), Ok());
+  reader("replaced");
+  EXPECT_EQ(kv({"SET", "s", "x"}), Ok());
+  // Both are run again on a string: WRONGTYPE (as Redis 7.2 runs them again).
+  auto errors = take();
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].first, "plain");
+  EXPECT_EQ(errors[1].first, "replaced");
+  for (const auto& [id, reply] : errors) EXPECT_EQ(reply.rfind("-WRONGTYPE", 0), 0u) << reply;
+  EXPECT_EQ(kv({"DEL", "s"}), Int(1));
+  EXPECT_EQ(kv({"XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"}), Ok());
+  EXPECT_EQ(block("plain", {"XREAD", "BLOCK", "0", "STREAMS", "s", "$"}), kBlocked);
+  reader("flushed");
+  EXPECT_EQ(block("pop", {"BLPOP", "l", "0"}), kBlocked);
+  EXPECT_EQ(kv({"FLUSHALL"}), Ok());
+  EXPECT_EQ(take(), (Served{{"flushed", nogroup}}));
+  // The others still wait.
+  EXPECT_EQ(kv({"XADD", "s", "5-1", "f", "v"}), Bulk("5-1"));
+  EXPECT_EQ(kv({"RPUSH", "l", "e"}), Int(1));
+  auto served = take();
+  ASSERT_EQ(served.size(), 2u);
+  EXPECT_EQ(served[0].first, "plain");
+  EXPECT_EQ(served[1], (std::pair<std::string, std::string>{"pop", Arr({Bulk("l"), Bulk("e")})}));
+}
+
 TEST_F(KvLocks, BlockingCommandsRunOnceAnswerAtOnce) {
   EXPECT_EQ(kv({"BLPOP", "l", "0"}), "*-1\r\n");
   EXPECT_EQ(kv({"BLMOVE", "l", "d", "LEFT", "LEFT", "1"}), Nil());
