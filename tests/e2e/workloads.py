@@ -38,6 +38,12 @@ Workloads (per key model; values are unique per key where the model needs it):
             read of all the accounts, and the final one, must total 0.
 Keys rotate: a key retires after `ops_per_key` operations and a fresh one
 takes its place, so each key's history stays small enough to check.
+
+Pipelines: for the register, cas and counter workloads a client sometimes
+sends 2 to 4 operations at once and then reads their replies (the server
+proposes consecutive writes as one entry and serves consecutive reads after
+one barrier). Each is its own record, all with the same call time, each under
+its own client number (they are open at once), marked "pipelined": n.
 """
 import json
 import random
@@ -50,6 +56,7 @@ from redis.connection import Connection
 WORKLOADS = ("register", "cas", "counter", "queue", "bank", "lock")
 BANK_ACCOUNTS = 5
 FINAL_CLIENT = 1_000_000  # client number of the reads made after the run
+PIPELINE_SHARE = 0.25  # of a pipelining workload's turns: 2 to 4 operations at once
 
 _PRE_PROPOSAL_ERRORS = ("unknown command", "wrong number of arguments", "syntax error",
                         "wrongtype")
@@ -143,6 +150,8 @@ def _int_or_raw(v):
 
 
 class Register(Workload):
+    PIPELINE = True
+
     def generate(self, rng):
         k = self.pool.pick(rng)
         if rng.random() < 0.5:
@@ -158,6 +167,8 @@ class Register(Workload):
 
 
 class CasRegister(Workload):
+    PIPELINE = True
+
     def generate(self, rng):
         k = self.pool.pick(rng)
         x = rng.random()
@@ -179,6 +190,8 @@ class CasRegister(Workload):
 
 
 class Counter(Workload):
+    PIPELINE = True
+
     def generate(self, rng):
         k = self.pool.pick(rng)
         if rng.random() < 0.3:
@@ -456,6 +469,9 @@ class Client(threading.Thread):
             w = self.rng.choices(self.workloads, [x.weight for x in self.workloads])[0]
             if hasattr(w, "session"):  # a multi-operation session (lock): it records its ops
                 w.session(self)
+            elif getattr(w, "PIPELINE", False) and self.rng.random() < PIPELINE_SHARE:
+                self.invoke_pipeline(w, [w.generate(self.rng)
+                                         for _ in range(self.rng.randint(2, 4))])
             else:
                 f, key, inp, args, is_read = w.generate(self.rng)
                 self.invoke(w, f, key, inp, args, is_read)
@@ -489,18 +505,7 @@ class Client(threading.Thread):
             op["status"] = "fail"  # a null EXEC applied nothing
             conn.disconnect()  # drop any watch state
         except redis.exceptions.ResponseError as e:
-            op["return"] = time.monotonic()
-            op["error"] = str(e)
-            definite = getattr(w, "DEFINITE_ERRORS", ())
-            if definite and str(e).startswith(definite):
-                op["status"] = "ok"
-                op["output"] = str(e).split()[0]
-            else:
-                op["status"] = classify_error(str(e), is_read)
-                msg = str(e).lower()
-                if any(s in msg for s in _PRE_PROPOSAL_ERRORS) or (
-                        not msg.startswith(("clusterdown", "tryagain"))):
-                    self.unexpected.append({"f": f, "args": args, "error": str(e)})
+            self._error_reply(w, op, e, args, is_read)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                 OSError) as e:
             op["return"] = time.monotonic()
@@ -516,6 +521,64 @@ class Client(threading.Thread):
         if op["status"] == "unknown":
             self.process = self.pids.take()
         return op
+
+
+    def _error_reply(self, w, op, e, args, is_read):
+        op["return"] = time.monotonic()
+        op["error"] = str(e)
+        definite = getattr(w, "DEFINITE_ERRORS", ())
+        if definite and str(e).startswith(definite):
+            op["status"] = "ok"
+            op["output"] = str(e).split()[0]
+        else:
+            op["status"] = classify_error(str(e), is_read)
+            msg = str(e).lower()
+            if any(s in msg for s in _PRE_PROPOSAL_ERRORS) or (
+                    not msg.startswith(("clusterdown", "tryagain"))):
+                self.unexpected.append({"f": op["f"], "args": args, "error": str(e)})
+
+    def invoke_pipeline(self, w, gen):
+        """Sends several operations (w.generate() tuples) at once on the open connection,
+        then reads their replies in order; records each (see the module comment)."""
+        conn = self._connection()
+        ops = []
+        for i, (f, key, inp, _args, _is_read) in enumerate(gen):
+            ops.append({"client": self.process if i == 0 else self.pids.take(), "key": key,
+                        "f": f, "input": inp, "output": None, "node": self.node.name,
+                        "pipelined": len(gen)})
+        call = time.monotonic()
+        for op in ops:
+            op["call"] = call
+        broken = None
+        try:
+            conn.send_packed_command(conn.pack_commands([g[3] for g in gen]))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+            broken = e  # some may have been sent
+        for op, (f, _key, _inp, args, is_read) in zip(ops, gen):
+            if broken is None:
+                try:
+                    reply = conn.read_response()
+                    op["return"] = time.monotonic()
+                    op["output"] = w.parse(f, reply)
+                    op["status"] = "ok"
+                except redis.exceptions.ResponseError as e:
+                    self._error_reply(w, op, e, args, is_read)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        OSError) as e:
+                    broken = e
+            if "status" not in op:
+                op["return"] = time.monotonic()
+                op["error"] = "%s: %s" % (type(broken).__name__, broken)
+                op["status"] = "fail" if is_read else "unknown"
+            if op["status"] == "unknown":
+                op["gave_up"], op["return"] = op["return"], None
+            self.history.add(op)
+            self.counts[op["status"]] += 1
+        if broken is not None:
+            conn.disconnect()
+        if any(op["status"] == "unknown" for op in ops):
+            self.process = self.pids.take()
+        return ops
 
 
 # -- after the run: final reads and the local checks -------------------------
