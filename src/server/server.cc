@@ -514,7 +514,7 @@ void Server::run_batch(const std::shared_ptr<Client>& c, Flow flow, std::vector<
 
 Server::ReplyFn Server::account(const std::shared_ptr<Client>& c, const kv::CommandSpec& spec,
                                 const std::vector<std::string>& args, ReplyFn reply) {
-  c->last_cmd = lower(args[0]);
+  c->last_cmd = spec.name;
   track_reads(c, spec, args, reply);  // CLIENT TRACKING (notify.cc)
   // Counted when the reply is made, looked up then: CONFIG RESETSTAT may
   // have cleared the table while the command waited.
@@ -536,8 +536,13 @@ Server::ReplyFn Server::account(const std::shared_ptr<Client>& c, const kv::Comm
 void Server::execute(const std::shared_ptr<Client>& c, const kv::CommandSpec* spec,
                      std::vector<std::string> args, ReplyFn reply) {
   stats_.commands_processed++;
-  if (handle_pubsub(c, args, reply)) return;
-  if (handle_transaction(c, args, spec, reply)) return;
+  // Pub/sub and transaction commands are local; a data command needs them
+  // only inside MULTI or in subscribed mode.
+  if (spec == nullptr || spec->is_local() || c->in_multi || !c->channels.empty() ||
+      !c->patterns.empty()) {
+    if (handle_pubsub(c, args, reply)) return;
+    if (handle_transaction(c, args, spec, reply)) return;
+  }
   if (spec == nullptr) {
     auto v = views(args);
     reply(err(kv::unknown_command_error(v)));

@@ -91,7 +91,7 @@ class Server {
     bool authed = false;
     std::string name;
     std::string addr;
-    std::string last_cmd;
+    std::string_view last_cmd;  // a command table name (static)
     std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
     std::deque<Slot> slots;
     uint64_t first_seq = 0;

@@ -294,7 +294,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
                 " age=" + std::to_string(age) + " db=0 resp=" +
                 std::to_string(cc->proto == net::Protocol::kResp3 ? 3 : 2) +
                 " qbuf=" + std::to_string(cc->parser.buffered_bytes()) +
-                " omem=" + std::to_string(cc->out.size()) + " cmd=" + cc->last_cmd + "\n";
+                " omem=" + std::to_string(cc->out.size()) + " cmd=" + std::string(cc->last_cmd) + "\n";
       }
       w.verbatim(text);
     } else if (sub == "tracking" || sub == "caching" || sub == "getredir" ||
