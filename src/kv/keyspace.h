@@ -112,6 +112,8 @@ class Keyspace {
   // what a blocked pop (BLPOP) waits for, reported by the apply path.
   void note_list_push(std::string_view key);
   const std::vector<std::string>& lists_pushed() const { return lists_pushed_; }
+  // After their waiters were served: a later push to the same list counts again.
+  void clear_lists_pushed() { lists_pushed_.clear(); }
   // Whether clear() ran (FLUSHALL: every waiter is tried again), once.
   bool take_cleared() { return std::exchange(cleared_, false); }
 

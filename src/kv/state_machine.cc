@@ -122,27 +122,27 @@ Status KvStateMachine::apply(const std::vector<raftpb::Entry>& entries,
         // logged as a command's are (keys changed for CLIENT TRACKING, "new"
         // notifications). A transaction serves them after its last command,
         // a pipelined run after each (kvpb.KvBatch.pipeline).
-        size_t served = 0;
         auto serve_pushed = [&] {
           if (ks.take_cleared() && counters.waiters > 0) {
             for (const std::string& k : keys_with_waiters(ks)) ks.note_list_push(k);
           }
           const std::vector<std::string>& pushed = ks.lists_pushed();
-          if (served == pushed.size() || counters.waiters == 0) {
-            served = pushed.size();
+          if (pushed.empty()) return;
+          if (counters.waiters == 0) {
+            ks.clear_lists_pushed();
             return;
           }
           if (ev != nullptr) ks.set_change_log(ev);
           const size_t changes_before = ev != nullptr ? ev->keys_changed.size() : 0;
-          for (; served < pushed.size() && counters.waiters > 0; served++) {
-            const std::string key = pushed[served];
+          for (size_t p = 0; p < pushed.size() && counters.waiters > 0; p++) {
+            const std::string key = pushed[p];
             std::string scratch;
             net::ReplyWriter w(&scratch);
             CommandContext ctx{ks, w, options_, *find_command("blpop"),
                                mix64(e.index() * 1000003 + 999983), scripts_.get(), ev};
             serve_waiters(ctx, key);
           }
-          served = pushed.size();
+          ks.clear_lists_pushed();  // all served: a later push to one counts again
           ks.set_change_log(nullptr);
           if (ev != nullptr) {
             for (size_t k = changes_before; k < ev->keys_changed.size(); k++) {

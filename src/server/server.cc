@@ -146,6 +146,10 @@ void Server::stop() {
       c->read_wake.cancel();
     }
   }
+  for (auto& w : draining_) {
+    if (auto c = w.lock()) c->read_wake.cancel();  // their readers see stopped_
+  }
+  draining_.clear();
   dirty_.clear();
   if (node_) node_->stop();
 }
@@ -307,6 +311,10 @@ void Server::close_client(const std::shared_ptr<Client>& c) {
     c->running = false;
     c->queue.clear();
   }
+  if (c->running || !c->queue.empty()) {
+    std::erase_if(draining_, [](const auto& w) { return w.expired(); });
+    draining_.push_back(c);
+  }
 }
 
 awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
@@ -331,7 +339,7 @@ awaitable<void> Server::client_reader(std::shared_ptr<Client> c, Alive alive) {
     if (!maybe_more) {
       auto [wec] = co_await c->socket.async_wait(tcp::socket::wait_read, kTuple);
       if (!*alive) co_return;
-      if (c->closed) break;
+      if (c->closed || c->closing) break;  // closing: QUIT ran meanwhile
       if (wec) {
         close_client(c);
         break;
@@ -409,6 +417,10 @@ Server::Flow Server::flow_of(const Client& c, const Queued& q) const {
 
 void Server::submit(const std::shared_ptr<Client>& c, uint64_t seq,
                     std::vector<std::string> args, ReplyFn reply) {
+  if (c->quit) {
+    reply({});  // after QUIT: not run
+    return;
+  }
   const kv::CommandSpec* spec = kv::find_command(args[0]);
   c->queue.push_back(Queued{spec, std::move(args), std::move(reply), seq});
   // Nothing ahead and nothing to gather: now, so that what it changes
@@ -425,8 +437,14 @@ void Server::pump(const std::shared_ptr<Client>& c) {
     Queued q = std::move(c->queue.front());
     c->queue.pop_front();
     if (c->closed && q.spec != nullptr && (q.spec->flags & kv::kCmdBlocking)) {
-      q.reply({});  // nobody to serve (close_client dropped its waiters)
-      continue;
+      // Nobody is left to wait: it runs once, without blocking (as inside
+      // MULTI; execute() does not block a closed client). If it would have
+      // blocked (a null reply), what came after it is dropped, as Redis
+      // drops what a client freed while blocked had not run.
+      q.reply = [c, inner = std::move(q.reply)](std::string bytes) {
+        if (bytes == "*-1\r\n" || bytes == "$-1\r\n" || bytes == "_\r\n") c->queue.clear();
+        inner(std::move(bytes));
+      };
     }
     const Flow flow = flow_of(*c, q);
     if (flow != Flow::kAlone && !c->queue.empty() && flow_of(*c, c->queue.front()) == flow) {
@@ -457,9 +475,8 @@ void Server::pump(const std::shared_ptr<Client>& c) {
     }
     c->running = true;
     c->step_end = q.seq;
-    const bool was_closing = c->closing;
     execute(c, q.spec, std::move(q.args), std::move(q.reply));
-    if (c->closing && !was_closing) {
+    if (c->quit) {
       // QUIT: what came after it is not run, its slots are closed empty.
       for (auto& rest : std::exchange(c->queue, {})) rest.reply({});
     }
@@ -561,7 +578,7 @@ void Server::execute(const std::shared_ptr<Client>& c, const kv::CommandSpec* sp
     execute_local(c, *spec, args, timed);
     return;
   }
-  if ((spec->flags & kv::kCmdBlocking) && execute_blocking(c, args, timed)) return;
+  if ((spec->flags & kv::kCmdBlocking) && !c->closed && execute_blocking(c, args, timed)) return;
   execute_data(*spec, std::move(args), c->proto, c->stale_reads, std::move(timed));
 }
 

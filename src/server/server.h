@@ -141,6 +141,7 @@ class Server {
     } tracking;
     // --- end CLIENT TRACKING ---
     bool closing = false;  // close once everything queued is written
+    bool quit = false;     // QUIT ran: nothing after it runs
     bool closed = false;
   };
 
@@ -330,6 +331,9 @@ class Server {
   std::unique_ptr<asio::ip::tcp::acceptor> http_acceptor_;
   asio::steady_timer expire_timer_;
   std::map<uint64_t, std::weak_ptr<Client>> clients_;
+  // Closed clients whose queue still runs (their readers wait for it):
+  // stop() wakes them.
+  std::vector<std::weak_ptr<Client>> draining_;
   std::vector<std::shared_ptr<Client>> dirty_;
   bool flush_posted_ = false;
   uint64_t next_client_id_ = 1;

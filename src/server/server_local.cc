@@ -135,6 +135,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
   } else if (name == "quit") {
     w.ok();
     c->closing = true;
+    c->quit = true;
     c->read_wake.cancel();
   } else if (name == "select") {
     int64_t db = 0;

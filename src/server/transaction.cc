@@ -243,6 +243,9 @@ bool Server::watched_keys_changed(const Watches& watches) {
   // what their serving changed was noted (note_served_changes), unless this
   // process did not apply them itself (a restart, a snapshot).
   const uint64_t applied = sm_->applied_index();
+  // A leader that has not applied up to a watch index yet (just elected)
+  // cannot tell which blocked clients were queued then: changed.
+  if (applied < from) return true;
   if (const uint64_t n = snapshots_installed(); n != served_snapshots_seen_) {
     served_snapshots_seen_ = n;
     served_known_from_ = std::max(served_known_from_, applied + 1);

@@ -218,6 +218,57 @@ class ClusterTest(unittest.TestCase):
             self.assertIsInstance(res[2], redis.ResponseError)
             self.assertEqual(res[3:], [2, b"xy"])
 
+    def test_nothing_runs_after_quit_or_behind_a_blocked_command(self):
+        node = self.cluster.nodes[0]
+        r = node.client()
+        self.assertTrue(r.set("nq:big", b"b" * (2 << 20)))
+        # QUIT waits behind replies the client does not read (the close
+        # waits for them): a command sent after it must not run.
+        s = socket.create_connection(("127.0.0.1", node.client_port), timeout=10)
+        s.sendall(b"GET nq:big\r\n" * 4 + b"QUIT\r\n")
+        time.sleep(0.5)
+        s.sendall(b"SET nq:after-quit 1\r\n")
+        time.sleep(0.5)
+        self.assertEqual(r.exists("nq:after-quit"), 0)
+        got = b""
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        self.assertTrue(got.endswith(b"+OK\r\n"), got[-20:])
+        self.assertEqual(r.exists("nq:after-quit"), 0)
+        # QUIT queued behind a write, then garbage: still nothing after QUIT.
+        s = socket.create_connection(("127.0.0.1", node.client_port), timeout=10)
+        s.sendall(b"SET nq:a 1\r\nQUIT\r\nSET nq:after-quit2 1\r\n*x\r\n")
+        while s.recv(65536):
+            pass
+        s.close()
+        self.assertEqual(r.get("nq:a"), b"1")
+        self.assertEqual(r.exists("nq:after-quit2"), 0)
+        # A client that closes: a blocking command that would block drops
+        # what came after it (as Redis frees a blocked client); one that
+        # finds its element runs and so does the rest.
+        for ready in (False, True):
+            tag = "nq:%s" % ready
+            if ready:
+                r.rpush(tag + ":l", "e")
+            s = socket.create_connection(("127.0.0.1", node.client_port), timeout=10)
+            s.sendall(("SET %s:a 1\r\nBLPOP %s:l 0\r\nSET %s:x 1\r\nLOCK %s:lk me 10000\r\n"
+                       "SET %s:y 1\r\n" % ((tag,) * 5)).encode())
+            s.close()
+            wait_until(lambda: r.get(tag + ":a") == b"1", 10, "the first SET")
+            if ready:
+                wait_until(lambda: r.get(tag + ":y") == b"1", 10, "the last SET")
+                self.assertEqual(r.get(tag + ":x"), b"1")
+                self.assertEqual(r.llen(tag + ":l"), 0)
+                self.assertEqual(r.execute_command("LOCK.INFO", tag + ":lk")[1], b"me")
+            else:
+                time.sleep(0.5)
+                self.assertEqual(r.exists(tag + ":x", tag + ":y", tag + ":lk"), 0)
+                self.assertEqual(r.info("clients")["blocked_clients"], 0)
+
     def test_connection_io_under_pipelining_and_backpressure(self):
         # The client loop reads only after readiness once a read drained the
         # socket, writes replies directly and falls back to an async write

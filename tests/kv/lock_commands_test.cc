@@ -225,6 +225,17 @@ TEST_F(KvLocks, APipelinedRunServesWaitersAfterEachCommandATransactionAfterAll) 
   EXPECT_TRUE(take().empty());
   EXPECT_EQ(kv({"RPUSH", "q", "b"}), Int(1));
   EXPECT_EQ(take(), (Served{{"w2", Arr({Bulk("q"), Bulk("b")})}}));
+  // Two pushes to one list in a run serve two waiters (a list pushed to
+  // again after its waiters were served counts again).
+  EXPECT_EQ(block("w3", {"BLPOP", "q", "0"}), kBlocked);
+  EXPECT_EQ(block("w4", {"BLPOP", "q", "0"}), kBlocked);
+  std::vector<std::string_view> push_b = {"LPUSH", "q", "b"};
+  std::vector<RequestView> two = {{net::Protocol::kResp2, push}, {net::Protocol::kResp2, push_b}};
+  res = kv.apply_payloads({encode_batch(kv.now_ms(), two, /*pipeline=*/true)});
+  EXPECT_EQ(res[0], Int(1) + Int(1));
+  EXPECT_EQ(take(), (Served{{"w3", Arr({Bulk("q"), Bulk("a")})},
+                            {"w4", Arr({Bulk("q"), Bulk("b")})}}));
+  EXPECT_EQ(kv({"EXISTS", "q"}), Int(0));
 }
 
 TEST_F(KvLocks, ServingReportsTheKeysItChangedWithThePushingEntry) {
