@@ -275,6 +275,7 @@ void Node::run_ready_loop() {
     return;
   }
   bool staged = false;
+  bool leader_staged = false;
   bool handled = false;
   for (auto& [gid, g] : groups_) {
     if (!g.raft->has_ready()) continue;
@@ -294,11 +295,12 @@ void Node::run_ready_loop() {
       return;
     }
     staged = true;
+    leader_staged = leader_staged || g.raft->role() == raft::Role::kLeader;
   }
   if (staged) {
     persisting_ = true;
     auto alive = alive_;
-    asio::post(persist_pool_, [this, alive] {
+    auto sync = [this, alive] {
       auto t0 = Clock::now();
       bool synced = false;
       Status st = log_store_->flush(&synced);
@@ -312,7 +314,12 @@ void Node::run_ready_loop() {
         }
         on_persisted(st);
       });
-    });
+    };
+    if (!leader_staged && opts_.follower_sync_inline) {
+      sync();  // ARCHITECTURE decision 22: a follower syncs on its io thread
+    } else {
+      asio::post(persist_pool_, std::move(sync));
+    }
   }
   // While the disk works: finish the Readies that wrote nothing, and apply
   // what the others hand out that is already durable here.

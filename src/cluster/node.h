@@ -66,6 +66,10 @@ struct NodeOptions {
   // A proposal or read not done within this time fails (outcome unknown
   // for a write).
   int request_timeout_ms = 3000;
+  // A Ready that stages entries for no group this node leads is synced on
+  // the io thread (no hand-off to the persist thread and back: a follower's
+  // sync is on the path of every commit; ARCHITECTURE decision 22).
+  bool follower_sync_inline = true;
   // Take a snapshot and compact the log every this many applied entries.
   uint64_t snapshot_entries = 20000;
   // Raft limits (see raft::Config).

@@ -228,6 +228,9 @@ class ClusterNodeTest : public ::testing::Test {
       o.TEST_file_system = disks_[id];
       o.data_dir = "/mem/n" + std::to_string(id);
       o.election_ticks = 100;
+      // A gate holds a sync until the test releases it, and every node runs
+      // on this one thread: a follower syncing on it would stop them all.
+      o.follower_sync_inline = false;
       machines_[id] = std::make_shared<ListMachine>();
     }
     for (uint64_t id = 1; id <= 3; id++) start(id);
