@@ -92,6 +92,7 @@ class ShortRuns(unittest.TestCase):
         out, s = self.run_nemesis("kill")
         self.assertIn("kill", s["faults"])
         self.check_detects_lost_writes(out)
+        self.check_detects_pipeline_disorder(out)
 
     def test_leader_kill(self):
         self.run_nemesis("leader-kill")
@@ -176,6 +177,22 @@ class ShortRuns(unittest.TestCase):
             self.assertTrue(problems, "a stale holder's write passed: %s" % f)
             used_after += any("used after" in p for p in problems)
         self.assertGreater(used_after, 0, "no FENCED write was caught as a use of a dead token")
+
+    def check_detects_pipeline_disorder(self, out):
+        """Two operations of one pipeline on one counter, their results swapped, must be
+        reported as run out of order."""
+        ops = load_ops(out)
+        pairs = {}
+        for o in ops:
+            if ("pipeline" in o and o["status"] == "ok" and o["f"] == "incr"
+                    and o["key"].startswith("ctr:")):
+                pairs.setdefault((o["pipeline"][0], o["key"]), []).append(o)
+        pairs = [p for p in pairs.values() if len(p) >= 2]
+        self.assertTrue(pairs, "no pipeline with two increments of one counter")
+        a, b = sorted(pairs[0], key=lambda o: o["pipeline"][1])[:2]
+        bad = [dict(o, output=b["output"]) if o is a else
+               dict(o, output=a["output"]) if o is b else o for o in ops]
+        self.assertTrue(any("out of order" in p for p in sanity_check(bad)), sanity_check(bad))
 
     def check_detects_lost_writes(self, out):
         """The history of a passing run, with one acknowledged write made to vanish from the

@@ -43,7 +43,9 @@ Pipelines: for the register, cas and counter workloads a client sometimes
 sends 2 to 4 operations at once and then reads their replies (the server
 proposes consecutive writes as one entry and serves consecutive reads after
 one barrier). Each is its own record, all with the same call time, each under
-its own client number (they are open at once), marked "pipelined": n.
+its own client number (they are open at once), marked "pipeline": [id, position].
+The server runs a connection's commands in order, so sanity_check also checks
+that counter values seen within one pipeline never go backwards.
 """
 import json
 import random
@@ -439,6 +441,7 @@ class Client(threading.Thread):
         self.counts = {"ok": 0, "fail": 0, "unknown": 0, "connect_errors": 0}
         self.unexpected = []  # error replies no correct server should give
         self.conn = None
+        self.pipelines = 0
 
     def _connection(self):
         if self.conn is None:
@@ -542,10 +545,12 @@ class Client(threading.Thread):
         then reads their replies in order; records each (see the module comment)."""
         conn = self._connection()
         ops = []
+        self.pipelines += 1
+        pid = "%d.%d" % (self.index, self.pipelines)
         for i, (f, key, inp, _args, _is_read) in enumerate(gen):
             ops.append({"client": self.process if i == 0 else self.pids.take(), "key": key,
                         "f": f, "input": inp, "output": None, "node": self.node.name,
-                        "pipelined": len(gen)})
+                        "pipeline": [pid, i]})
         call = time.monotonic()
         for op in ops:
             op["call"] = call
@@ -938,6 +943,31 @@ def lock_stats(ops):
     return s
 
 
+def check_pipeline_order(ops):
+    """Within one pipeline the server runs the commands in order: a counter's value as seen
+    by its later operations (an increment's result, a read) never goes below what an earlier
+    one saw, and an increment always moves it up."""
+    pipes = {}
+    for o in ops:
+        if "pipeline" in o and o["status"] == "ok" and o["key"].startswith("ctr:"):
+            pipes.setdefault(o["pipeline"][0], []).append(o)
+    problems = []
+    for pid, pops in pipes.items():
+        pops.sort(key=lambda o: o["pipeline"][1])
+        seen = {}
+        for o in pops:
+            v = o["output"] or 0
+            if not isinstance(v, int):
+                continue
+            prev = seen.get(o["key"])
+            if prev is not None and (v < prev or (o["f"] == "incr" and v <= prev)):
+                problems.append("%s: pipeline %s: %s at position %d saw %d after %d earlier in "
+                                "the same pipeline (run out of order)" %
+                                (o["key"], pid, o["f"], o["pipeline"][1], v, prev))
+            seen[o["key"]] = v
+    return problems
+
+
 def sanity_check(ops):
     """Cheap necessary conditions on a finished history, independent of the linearizability
     checker: nothing read that nobody wrote, no acknowledged increment or element lost, no
@@ -945,7 +975,7 @@ def sanity_check(ops):
     by_key = {}
     for op in ops:
         by_key.setdefault(op["key"], []).append(op)
-    problems = check_locks(ops)
+    problems = check_locks(ops) + check_pipeline_order(ops)
     for key, kops in by_key.items():
         model = key.split(":")[0]
         ok = [o for o in kops if o["status"] == "ok"]
