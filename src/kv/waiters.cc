@@ -221,7 +221,7 @@ bool try_blocking(CommandContext& ctx, Args args) {
     net::ReplyWriter w(&probe, ctx.out.protocol());
     CommandContext sub{ctx.ks, w, ctx.options, ctx.spec, ctx.random, ctx.scripts, ctx.events};
     ctx.spec.handler(sub, args);
-    if (probe == "*-1\r\n" || probe == "_\r\n") return false;
+    if (net::is_null_reply(probe)) return false;
     ctx.out.out()->append(probe);
     return true;
   }

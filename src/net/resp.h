@@ -225,6 +225,11 @@ inline void append_command(std::string* out, std::initializer_list<std::string_v
   append_command(out, std::span<const std::string_view>(args.begin(), args.size()));
 }
 
+// True if `reply` is exactly one null: $-1 or *-1 (RESP2), _ (RESP3).
+inline bool is_null_reply(std::string_view reply) {
+  return reply == "$-1\r\n" || reply == "*-1\r\n" || reply == "_\r\n";
+}
+
 // ---------------------------------------------------------------------------
 // Values: any RESP2 or RESP3 reply, as a tree.
 

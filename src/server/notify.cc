@@ -223,7 +223,7 @@ void Server::send_invalidation(const std::shared_ptr<Client>& c,
   if (target->proto == net::Protocol::kResp3) {
     out = ">2\r\n";
     bulk(&out, "invalidate");
-  } else if (redirected && (!target->channels.empty() || !target->patterns.empty())) {
+  } else if (redirected && target->subscribed()) {
     out = "*3\r\n";
     bulk(&out, "message");
     bulk(&out, kInvalidateChannel);

@@ -84,7 +84,7 @@ size_t Server::deliver(std::string_view channel, std::string_view message) {
 bool Server::handle_pubsub(const std::shared_ptr<Client>& c, std::vector<std::string>& args,
                            ReplyFn& reply) {
   const std::string name = lower(args[0]);
-  const bool subscribed = !c->channels.empty() || !c->patterns.empty();
+  const bool subscribed = c->subscribed();
   const bool ours = name == "subscribe" || name == "psubscribe" || name == "unsubscribe" ||
                     name == "punsubscribe" || name == "publish" || name == "pubsub";
   if (!ours) {

@@ -30,6 +30,14 @@ inline std::string null_array(net::Protocol proto) {
   return proto == net::Protocol::kResp3 ? "_\r\n" : "*-1\r\n";
 }
 
+// What a command's arguments count for against multi-bytes-max (one MULTI,
+// or one pipelined run of writes: one Raft entry).
+inline size_t command_bytes(const std::vector<std::string>& args) {
+  size_t n = 0;
+  for (const auto& a : args) n += a.size() + 16;
+  return n;
+}
+
 inline std::string lower(std::string_view s) {
   std::string r(s);
   for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

@@ -407,7 +407,7 @@ Server::Flow Server::flow_of(const Client& c, const Queued& q) const {
   }
   // Connection states whose commands take another path (transaction.cc,
   // pubsub.cc) or answer at once (READONLY).
-  if (c.in_multi || !c.authed || !c.channels.empty() || !c.patterns.empty() || c.stale_reads) {
+  if (c.in_multi || !c.authed || c.subscribed() || c.stale_reads) {
     return Flow::kAlone;
   }
   if (spec->is_readonly()) return Flow::kRead;
@@ -442,7 +442,7 @@ void Server::pump(const std::shared_ptr<Client>& c) {
       // blocked (a null reply), what came after it is dropped, as Redis
       // drops what a client freed while blocked had not run.
       q.reply = [c, inner = std::move(q.reply)](std::string bytes) {
-        if (bytes == "*-1\r\n" || bytes == "$-1\r\n" || bytes == "_\r\n") c->queue.clear();
+        if (net::is_null_reply(bytes)) c->queue.clear();
         inner(std::move(bytes));
       };
     }
@@ -450,16 +450,11 @@ void Server::pump(const std::shared_ptr<Client>& c) {
     if (flow != Flow::kAlone && !c->queue.empty() && flow_of(*c, c->queue.front()) == flow) {
       // A run: consecutive commands of one kind, up to multi-bytes-max (the
       // bound of one entry, as for a transaction).
-      auto size_of = [](const std::vector<std::string>& args) {
-        size_t n = 0;
-        for (const auto& a : args) n += a.size() + 16;
-        return n;
-      };
-      size_t bytes = size_of(q.args);
+      size_t bytes = command_bytes(q.args);
       std::vector<Queued> run;
       run.push_back(std::move(q));
       while (!c->queue.empty() && flow_of(*c, c->queue.front()) == flow) {
-        const size_t more = size_of(c->queue.front().args);
+        const size_t more = command_bytes(c->queue.front().args);
         if (bytes + more > cfg_.multi_bytes_max) break;
         bytes += more;
         run.push_back(std::move(c->queue.front()));
@@ -518,7 +513,7 @@ void Server::run_batch(const std::shared_ptr<Client>& c, Flow flow, std::vector<
     }
   };
   if (fatal()) {
-    done(err("ERR node stopped after a storage failure: " + node_->fatal_error()));
+    done(fatal_error_reply());
     return;
   }
   const auto deadline = Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms);
@@ -555,8 +550,7 @@ void Server::execute(const std::shared_ptr<Client>& c, const kv::CommandSpec* sp
   stats_.commands_processed++;
   // Pub/sub and transaction commands are local; a data command needs them
   // only inside MULTI or in subscribed mode.
-  if (spec == nullptr || spec->is_local() || c->in_multi || !c->channels.empty() ||
-      !c->patterns.empty()) {
+  if (spec == nullptr || spec->is_local() || c->in_multi || c->subscribed()) {
     if (handle_pubsub(c, args, reply)) return;
     if (handle_transaction(c, args, spec, reply)) return;
   }
@@ -585,7 +579,7 @@ void Server::execute(const std::shared_ptr<Client>& c, const kv::CommandSpec* sp
 void Server::execute_data(const kv::CommandSpec& spec, std::vector<std::string> args,
                           net::Protocol proto, bool stale_ok, ReplyFn reply) {
   if (fatal()) {
-    reply(err("ERR node stopped after a storage failure: " + node_->fatal_error()));
+    reply(fatal_error_reply());
     return;
   }
   if (spec.is_readonly() && stale_ok) {
@@ -647,6 +641,10 @@ void Server::read_with_barrier(std::shared_ptr<Commands> cmds, bool txn, net::Pr
 }
 
 bool Server::fatal() const { return node_ && !node_->fatal_error().empty(); }
+
+std::string Server::fatal_error_reply() const {
+  return err("ERR node stopped after a storage failure: " + node_->fatal_error());
+}
 
 void Server::propose_or_forward(std::vector<std::string> args, net::Protocol proto, ReplyFn reply,
                                 Clock::time_point deadline) {

@@ -140,6 +140,7 @@ class Server {
       std::vector<std::string> prefixes;  // BCAST ("" = every key)
     } tracking;
     // --- end CLIENT TRACKING ---
+    bool subscribed() const { return !channels.empty() || !patterns.empty(); }
     bool closing = false;  // close once everything queued is written
     bool quit = false;     // QUIT ran: nothing after it runs
     bool closed = false;
@@ -211,7 +212,8 @@ class Server {
   std::unordered_map<std::string, uint64_t> served_changes_;
   uint64_t served_known_from_ = UINT64_MAX;  // set by start()
   uint64_t served_snapshots_seen_ = 0;
-  size_t served_prune_at_ = 1024;
+  static constexpr size_t kServedChangesPruneMin = 1024;  // entries before the first prune
+  size_t served_prune_at_ = kServedChangesPruneMin;
   // Reads after one read barrier, run back to back (atomic: nothing is
   // applied in between); txn: the reply is the array of their replies.
   void read_with_barrier(std::shared_ptr<Commands> cmds, bool txn, net::Protocol proto,
@@ -314,6 +316,7 @@ class Server {
                    net::Protocol proto, ReplyFn reply,
                    std::chrono::steady_clock::time_point deadline);
   bool fatal() const;
+  std::string fatal_error_reply() const;  // what a command gets once fatal()
   void on_forward(uint64_t from, netpb::Forward&& f);
   void expire_tick();
   int64_t now_ms() const;

@@ -115,7 +115,7 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
       return true;
     }
     if (fatal()) {
-      reply(err("ERR node stopped after a storage failure: " + node_->fatal_error()));
+      reply(fatal_error_reply());
       return true;
     }
     bool all_reads = true;
@@ -166,8 +166,7 @@ bool Server::handle_transaction(const std::shared_ptr<Client>& c, std::vector<st
               "' is not allowed inside MULTI here (only data commands are; docs/COMMANDS.md)"));
     return true;
   }
-  size_t bytes = 0;
-  for (const auto& a : args) bytes += a.size() + 16;
+  const size_t bytes = command_bytes(args);
   if (c->multi_bytes + bytes > cfg_.multi_bytes_max) {
     c->multi_dirty = true;
     reply(err("ERR transaction exceeds multi-bytes-max (" + std::to_string(cfg_.multi_bytes_max) +
@@ -218,7 +217,7 @@ void Server::note_served_changes(const kv::ApplyEvents& ev) {
   if (served_changes_.size() < served_prune_at_) return;
   const uint64_t first = node_->log_bounds(kGroup).first;
   std::erase_if(served_changes_, [first](const auto& kv) { return kv.second < first; });
-  served_prune_at_ = std::max<size_t>(1024, 2 * served_changes_.size());
+  served_prune_at_ = std::max(kServedChangesPruneMin, 2 * served_changes_.size());
 }
 
 bool Server::watched_keys_changed(const Watches& watches) {

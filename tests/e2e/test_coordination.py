@@ -100,23 +100,17 @@ class BlockingTest(unittest.TestCase):
         # transaction's own commands go first, and waiters after EXEC.
         c = self.cluster
         f = c.followers()[0]
-        blocked = Call(lambda: self.client(f).blpop(["qp"], timeout=0))
-        waiters(f)
-        p = self.client(c.followers()[1]).pipeline(transaction=False)
-        p.lpush("qp", "a")
-        p.lpop("qp")
-        p.lpush("qp", "b")
-        p.lpop("qp")
-        self.assertEqual(p.execute(), [1, None, 1, b"b"])
-        self.assertEqual(blocked.get(), (b"qp", b"a"))
-        blocked = Call(lambda: self.client(f).blpop(["qt"], timeout=0))
-        waiters(f)
-        t = self.client(c.followers()[1]).pipeline(transaction=True)
-        t.lpush("qt", "a")
-        t.lpop("qt")
-        t.lpush("qt", "c")
-        self.assertEqual(t.execute(), [1, b"a", 1])
-        self.assertEqual(blocked.get(), (b"qt", b"c"))
+        for transaction, key, ops, replies, served in (
+                (False, "qp", [("lpush", "a"), ("lpop",), ("lpush", "b"), ("lpop",)],
+                 [1, None, 1, b"b"], b"a"),
+                (True, "qt", [("lpush", "a"), ("lpop",), ("lpush", "c")], [1, b"a", 1], b"c")):
+            blocked = Call(lambda key=key: self.client(f).blpop([key], timeout=0))
+            waiters(f)
+            p = self.client(c.followers()[1]).pipeline(transaction=transaction)
+            for op, *args in ops:
+                getattr(p, op)(key, *args)
+            self.assertEqual(p.execute(), replies)
+            self.assertEqual(blocked.get(), (key.encode(), served))
 
     def test_watch_sees_a_key_changed_by_serving_a_blocked_move(self):
         # A push that serves a blocked BLMOVE changes its destination,
@@ -126,7 +120,7 @@ class BlockingTest(unittest.TestCase):
         f1, f2 = c.followers()[:2]
         for cmd in (("BLMOVE", "wsrc", "wdst", "LEFT", "RIGHT", 0),
                     ("BRPOPLPUSH", "wsrc", "wdst", 0)):
-            mover = Call(lambda: self.client(f1).execute_command(*cmd))
+            mover = Call(lambda cmd=cmd: self.client(f1).execute_command(*cmd))
             waiters(f1)
             w = self.client(f2)
             p = w.pipeline(transaction=True)

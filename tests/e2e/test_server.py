@@ -467,6 +467,22 @@ class FailoverTest(unittest.TestCase):
             self.assertTrue(conn.execute_command("READWRITE"))
             with self.assertRaisesRegex(redis.ResponseError, "CLUSTERDOWN"):
                 conn.get("stale:k")
+            # A pipelined run of writes (one entry) and one of reads (one
+            # barrier) that fail: every command gets its own error, in order,
+            # and the connection stays in step.
+            p = conn.pipeline(transaction=False)
+            p.set("stale:a", 1)
+            p.set("stale:b", 2)
+            p.get("stale:a")
+            p.get("stale:b")
+            p.ping()
+            res = p.execute(raise_on_error=False)
+            self.assertEqual(len(res), 5)
+            for r in res[:4]:
+                self.assertIsInstance(r, redis.ResponseError)
+                self.assertIn("CLUSTERDOWN", str(r))
+            self.assertTrue(res[4])
+            self.assertTrue(conn.ping())
 
     def test_restarted_follower_catches_up(self):
         with Cluster(3) as c:
