@@ -149,6 +149,8 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
                  "keyspace notification classes, as Redis's (e.g. KEA; default none)");
   app.add_option("--tracking-table-max-keys", c.tracking_table_max_keys,
                  "keys CLIENT TRACKING remembers before invalidating the oldest (0: no limit)");
+  app.add_option("--read-cache-bytes", c.read_cache_bytes,
+                 "memory for values reads found lately, served without RocksDB (0: none)");
   app.add_option("--log-level", c.log_level, "debug, info, warn, error");
   std::vector<const char*> argv;
   argv.push_back("quorumkv");
@@ -204,6 +206,7 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       str("requirepass", &c.requirepass);
       str("notify-keyspace-events", &c.notify_keyspace_events);
       num("tracking-table-max-keys", &c.tracking_table_max_keys);
+      num("read-cache-bytes", &c.read_cache_bytes);
       str("log-level", &c.log_level);
     } catch (const toml::parse_error& e) {
       return Status(Code::kInvalidArgument,

@@ -74,6 +74,9 @@ struct ServerConfig {
   // oldest are invalidated early (0: no limit).
   std::string notify_keyspace_events;          // notify-keyspace-events
   uint64_t tracking_table_max_keys = 1000000;  // tracking-table-max-keys
+  // Storage: memory for what reads found lately (storage/read_cache.h;
+  // 0: none). Set at start only.
+  uint64_t read_cache_bytes = 64ull << 20;  // read-cache-bytes
 
   std::string log_level = "info";
 

@@ -48,7 +48,9 @@ Status Server::start() {
     storage::PosixFileSystem fs;
     if (Status s = fs.create_dirs(cfg_.data_dir); !s.is_ok()) return s;
   }
-  auto store = storage::StateStore::open(cfg_.data_dir + "/state", storage::StateStoreOptions{});
+  storage::StateStoreOptions store_options;
+  store_options.read_cache_bytes = cfg_.read_cache_bytes;
+  auto store = storage::StateStore::open(cfg_.data_dir + "/state", store_options);
   if (!store.is_ok()) return store.status();
   store_ = std::move(store).value();
 

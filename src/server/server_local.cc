@@ -332,6 +332,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"notify-keyspace-events", notify_keyspace_events_value()},
         {"tracking-table-max-keys", std::to_string(cfg_.tracking_table_max_keys)},
         {"block-lease-ms", std::to_string(cfg_.block_lease_ms)},
+        {"read-cache-bytes", std::to_string(cfg_.read_cache_bytes)},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},
@@ -486,7 +487,12 @@ std::string Server::info(const std::string& section, net::Protocol) {
       << "\r\nexpired_keys:" << (sm_ ? sm_->expired_keys_deleted() : 0)
       << "\r\ntotal_error_replies:0\r\nprotocol_errors:" << stats_.protocol_errors
       << "\r\nforwarded_commands:" << stats_.forwarded
-      << "\r\nclusterdown_replies:" << stats_.clusterdown << "\r\n\r\n";
+      << "\r\nclusterdown_replies:" << stats_.clusterdown;
+    const storage::ReadCache::Stats rc =
+        store_ ? store_->read_cache_stats() : storage::ReadCache::Stats{};
+    o << "\r\nread_cache_hits:" << rc.hits << "\r\nread_cache_misses:" << rc.misses
+      << "\r\nread_cache_entries:" << rc.entries << "\r\nread_cache_bytes:" << rc.bytes
+      << "\r\nread_cache_evictions:" << rc.evictions << "\r\n\r\n";
   }
   if (want("replication") && g) {
     bool leader = g->raft.soft_state.role == raft::Role::kLeader;

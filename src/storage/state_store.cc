@@ -219,6 +219,11 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir,
     return s;
   }
   store->db_.reset(db);
+  if (options.read_cache_bytes > 0) {
+    store->cache_ = std::make_unique<ReadCache>(
+        options.read_cache_bytes,
+        std::min(options.read_cache_value_bytes_max, options.read_cache_bytes / 4));
+  }
 
   // The layout version: written into a new store, checked in an old one.
   std::string version;
@@ -301,6 +306,7 @@ Status StateStore::write(rocksdb::WriteBatch* wb) {
   Status s = from_rocks(db_->Write(wo, wb), "state store write");
   // A lost write leaves the state behind the Raft log: the node must stop.
   if (!s.is_ok()) return fail(s);
+  if (cache_) cache_->apply_batch(*wb);
   return s;
 }
 
@@ -343,11 +349,24 @@ Status StateStore::apply(StateBatch& batch, uint64_t applied_index, uint64_t app
 }
 
 Result<std::optional<std::string>> StateStore::get(uint64_t group, std::string_view key) const {
+  const std::string k = state_data_key(group, key);
+  uint64_t generation = 0;
+  std::optional<std::string> cached;
+  if (cache_ && cache_->find(k, &cached, &generation)) return cached;
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), state_data_key(group, key), &value);
-  if (s.IsNotFound()) return std::optional<std::string>();
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), k, &value);
+  if (s.IsNotFound()) {
+    if (cache_) cache_->fill(k, std::nullopt, generation);
+    return std::optional<std::string>();
+  }
   if (!s.ok()) return from_rocks(s, "state store get");
-  return std::optional<std::string>(std::move(value));
+  std::optional<std::string> found(std::move(value));
+  if (cache_) cache_->fill(k, found, generation);
+  return found;
+}
+
+ReadCache::Stats StateStore::read_cache_stats() const {
+  return cache_ ? cache_->stats() : ReadCache::Stats{};
 }
 
 Result<ScanResult> StateStore::scan(uint64_t group, const ScanOptions& options) const {
@@ -553,9 +572,16 @@ Status StateStore::install_snapshot(const raftpb::SnapshotMetadata& meta, Record
   io.allow_global_seqno = true;
   io.allow_blocking_flush = true;
   io.write_global_seqno = false;
-  if (Status s = from_rocks(db_->IngestExternalFile({path}, io), "ingest snapshot"); !s.is_ok()) {
+  Status ingested = from_rocks(db_->IngestExternalFile({path}, io), "ingest snapshot");
+  // Whatever the outcome (a failed ingestion changes nothing, and the
+  // cache only loses entries), the group's cached reads may be stale.
+  if (cache_) {
+    cache_->erase_range(group_prefix(kDataTag, group), group_end(kDataTag, group));
+    cache_->erase_range(group_prefix(kMetaTag, group), group_end(kMetaTag, group));
+  }
+  if (!ingested.is_ok()) {
     remove_file();
-    return s;
+    return ingested;
   }
   remove_file();  // the DB holds a hard link; this drops the staging name
   std::lock_guard<std::mutex> lock(mu_);

@@ -45,6 +45,7 @@
 
 #include "base/status.h"
 #include "raft/raft.pb.h"
+#include "storage/read_cache.h"
 
 namespace rocksdb {
 class DB;
@@ -64,6 +65,10 @@ struct StateStoreOptions {
   uint64_t write_buffer_bytes = 64ull << 20;
   int write_buffers_max = 3;
   uint64_t block_cache_bytes = 128ull << 20;
+  // What get() found lately (read_cache.h): bytes in all (0: no cache) and
+  // the largest value kept.
+  uint64_t read_cache_bytes = 64ull << 20;
+  uint64_t read_cache_value_bytes_max = 64ull << 10;
   int background_jobs = 2;
   // Sync every apply() (not needed for safety: the Raft WAL replays).
   bool sync_writes = false;
@@ -174,8 +179,11 @@ class StateStore {
   Status apply(StateBatch& batch, uint64_t applied_index, uint64_t applied_term,
                const raftpb::ConfState* conf);
 
-  // The value of `key` in `group`, nullopt if absent.
+  // The value of `key` in `group`, nullopt if absent. Served from the read
+  // cache when the key was read lately (read_cache.h).
   Result<std::optional<std::string>> get(uint64_t group, std::string_view key) const;
+  // The read cache's counters (all zero without one).
+  ReadCache::Stats read_cache_stats() const;
 
   // Up to keys_max keys (and roughly bytes_max bytes) of the group in key
   // order, from options.start, restricted to options.prefix.
@@ -231,7 +239,8 @@ class StateStore {
   std::string dir_;
   StateStoreOptions opts_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::atomic<int> live_views_{0};  // GroupSnapshots alive (CHECKed at close)
+  std::unique_ptr<ReadCache> cache_;  // null: read_cache_bytes is 0
+  std::atomic<int> live_views_{0};    // GroupSnapshots alive (CHECKed at close)
   std::atomic<uint64_t> ingest_seq_{0};
 
   mutable std::mutex mu_;

@@ -916,6 +916,50 @@ class SnapshotTransferTest(unittest.TestCase):
             self.assertGreaterEqual(int(info["snapshots_installed"]), 1)
             self.assertIn("receiving the snapshot", lagging.log())
 
+    def test_a_node_serves_fresh_values_after_a_snapshot_replaced_what_its_read_cache_held(self):
+        # A follower's read cache holds values it read; it is frozen while
+        # the others change those keys and compact their logs past it, so it
+        # catches up by installing a snapshot while alive, cache and all.
+        with Cluster(3, extra=["--snapshot-entries", "50"]) as c:
+            r = c.leader().client()
+            keys = ["c:%d" % i for i in range(100)]
+            for k in keys:
+                r.set(k, "old")
+            r.hset("h", "f", "old")
+            lagging = c.followers()[0]
+            lr = lagging.client()
+            self.assertEqual(lr.config_get("read-cache-bytes"), {"read-cache-bytes": str(64 << 20)})
+            for _ in range(2):
+                self.assertEqual([lr.get(k) for k in keys], [b"old"] * 100)
+                self.assertEqual(lr.hget("h", "f"), b"old")
+                self.assertIsNone(lr.get("absent"))
+            stats = lagging.info("stats")
+            self.assertGreaterEqual(int(stats["read_cache_hits"]), 100)
+            self.assertGreaterEqual(int(stats["read_cache_entries"]), 100)
+            installed = int(lagging.info("raft")["snapshots_installed"])
+            lagging.kill(signal.SIGSTOP)
+            try:
+                for k in keys[:50]:
+                    r.set(k, "new")
+                r.delete(*keys[50:])
+                r.hset("h", "f", "new")
+                r.set("absent", "now here")
+                for i in range(300):
+                    r.set("filler:%d" % i, i)
+            finally:
+                lagging.kill(signal.SIGCONT)
+            wait_until(lambda: dump_readonly(lagging, ["filler:299"]) == [b"299"], 20,
+                       "the frozen node to catch up")
+            self.assertGreater(int(lagging.info("raft")["snapshots_installed"]), installed)
+            lr = lagging.client()
+            self.assertEqual([lr.get(k) for k in keys], [b"new"] * 50 + [None] * 50)
+            self.assertEqual(lr.hget("h", "f"), b"new")
+            self.assertEqual(lr.get("absent"), b"now here")
+            # Writes applied after the install reach the cached keys too.
+            r.set("c:0", "newer")
+            self.assertEqual(lr.get("c:0"), b"newer")
+            assert_replicas_agree(self, c)
+
     def test_large_snapshot_resumes_after_the_receiver_is_killed(self):
         # About 12 MiB of state, received at 2 MB/s in 256 KiB chunks: the
         # receiver is killed mid-transfer and resumes from its partial file.

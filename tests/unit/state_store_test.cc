@@ -4,12 +4,14 @@
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 namespace qkv::storage {
 namespace {
@@ -467,6 +469,131 @@ TEST_F(StateStoreTest, FailedOrBadInstallChangesNothing) {
   st = s->install_snapshot(meta, ok);
   EXPECT_EQ(st.code(), Code::kInvalidArgument);
   EXPECT_NE(st.message().find("stale"), std::string::npos);
+}
+
+// Every kind of write the store takes (puts, deletes, range deletions, a
+// whole group's deletion, a snapshot install, a group dropped) against a
+// model, with gets in between answered through the read cache: small
+// enough to evict, and large enough to hold everything.
+TEST_F(StateStoreTest, ReadsThroughTheCacheAlwaysMatchTheStore) {
+  for (const uint64_t cache_bytes : {uint64_t{0}, uint64_t{2048}, uint64_t{1} << 20}) {
+    StateStoreOptions o = small_options();
+    o.read_cache_bytes = cache_bytes;
+    fs::remove_all(dir_);
+    StateStore* s = open(o);
+    ASSERT_NE(s, nullptr);
+    std::map<uint64_t, std::map<std::string, std::string>> model;
+    std::map<uint64_t, uint64_t> index;
+    std::mt19937_64 rng(cache_bytes + 11);
+    auto key = [&] { return "k" + std::to_string(rng() % 40); };
+    for (int step = 0; step < 3000; step++) {
+      const uint64_t g = 1 + rng() % 2;
+      const int what = static_cast<int>(rng() % 100);
+      if (what < 55) {
+        const std::string k = key();
+        auto v = s->get(g, k);
+        ASSERT_TRUE(v.is_ok());
+        auto it = model[g].find(k);
+        ASSERT_EQ(v->has_value(), it != model[g].end()) << "step " << step << " key " << k;
+        if (it != model[g].end()) {
+          ASSERT_EQ(**v, it->second) << "step " << step << " key " << k;
+        }
+        continue;
+      }
+      if (what < 90) {
+        StateBatch b(g);
+        for (int n = 1 + static_cast<int>(rng() % 3); n > 0; n--) {
+          const std::string k = key();
+          if (rng() % 3 == 0) {
+            b.del(k);
+            model[g].erase(k);
+          } else {
+            const std::string v = std::string(rng() % 40, 'v') + std::to_string(step);
+            b.put(k, v);
+            model[g][k] = v;
+          }
+        }
+        if (rng() % 8 == 0) {
+          std::string lo = key(), hi = key();
+          if (lo > hi) std::swap(lo, hi);
+          if (lo == hi) hi += "~";
+          b.delete_range(lo, hi);
+          auto& m = model[g];
+          m.erase(m.lower_bound(lo), m.lower_bound(hi));
+        }
+        if (rng() % 50 == 0) {
+          b.delete_range("", "");
+          model[g].clear();
+        }
+        ASSERT_OK(s->apply(b, ++index[g], 1, nullptr));
+      } else if (what < 95) {
+        raftpb::SnapshotMetadata meta;
+        meta.set_group(g);
+        index[g] += 10;
+        meta.set_index(index[g]);
+        meta.set_term(1);
+        std::map<std::string, std::string> next;
+        for (int n = static_cast<int>(rng() % 20); n > 0; n--)
+          next[key()] = "snap" + std::to_string(step);
+        MapSource src(next);
+        ASSERT_OK(s->install_snapshot(meta, src));
+        model[g] = std::move(next);
+      } else {
+        ASSERT_OK(s->delete_group(g));
+        model[g].clear();
+        index[g] = 0;
+      }
+    }
+    const ReadCache::Stats st = s->read_cache_stats();
+    EXPECT_LE(st.bytes, cache_bytes);
+    if (cache_bytes == 0) {
+      EXPECT_EQ(st.hits, 0u);
+    } else {
+      EXPECT_GT(st.hits, 100u) << "cache of " << cache_bytes;
+      EXPECT_GT(st.misses, 100u);
+    }
+    if (cache_bytes == 2048) {
+      EXPECT_GT(st.evictions, 0u);
+    }
+  }
+}
+
+// A reader on another thread while batches are applied: every value it
+// sees is one that was written, never older than one it saw before (the
+// read cache must not keep the answer of a read that raced a write).
+TEST_F(StateStoreTest, ConcurrentReadsNeverGoBack) {
+  StateStore* s = open();
+  ASSERT_NE(s, nullptr);
+  constexpr int kWrites = 3000;
+  std::atomic<bool> done{false};
+  std::atomic<int> went_back{0};
+  std::atomic<int> reads{0};
+  std::thread reader([&] {
+    int last = -1;
+    while (!done.load()) {
+      auto v = s->get(1, "counter");
+      if (!v.is_ok()) {
+        went_back++;
+        return;
+      }
+      const int now = v->has_value() ? std::stoi(**v) : -1;
+      if (now < last) went_back++;
+      last = now;
+      reads++;
+    }
+  });
+  for (int i = 0; i < kWrites; i++) {
+    StateBatch b(1);
+    b.put("counter", std::to_string(i));
+    ASSERT_OK(s->apply(b, static_cast<uint64_t>(i + 1), 1, nullptr));
+  }
+  done = true;
+  reader.join();
+  EXPECT_EQ(went_back.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  auto v = s->get(1, "counter");
+  ASSERT_TRUE(v.is_ok() && v->has_value());
+  EXPECT_EQ(**v, std::to_string(kWrites - 1));
 }
 
 // A crash image: the store's directory copied while it is open (what a

@@ -1,0 +1,160 @@
+#include "storage/read_cache.h"
+
+#include <rocksdb/write_batch.h>
+
+#include <vector>
+
+#include "base/check.h"
+
+namespace qkv::storage {
+
+// Replays a WriteBatch into the cache (under the cache's lock).
+class ReadCacheBatchHandler final : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit ReadCacheBatchHandler(ReadCache* cache) : cache_(cache) {}
+  rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    cache_->put_locked(view(key), view(value));
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice& key) override {
+    cache_->erase_locked(view(key));
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice& key) override {
+    cache_->erase_locked(view(key));
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice& begin,
+                                const rocksdb::Slice& end) override {
+    cache_->erase_range_locked(view(begin), view(end));
+    return rocksdb::Status::OK();
+  }
+  // The store writes nothing else; anything else empties the cache rather
+  // than guess what it changed.
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+    cache_->erase_range_locked("", "");
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  static std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+  ReadCache* cache_;
+};
+
+ReadCache::ReadCache(uint64_t bytes_max, uint64_t value_bytes_max)
+    : bytes_max_(bytes_max), value_bytes_max_(value_bytes_max) {}
+
+bool ReadCache::find(std::string_view key, std::optional<std::string>* value,
+                     uint64_t* generation) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    stats_.misses++;
+    *generation = generation_;
+    return false;
+  }
+  stats_.hits++;
+  it->second.referenced = true;
+  *value = it->second.value;
+  return true;
+}
+
+void ReadCache::fill(std::string_view key, const std::optional<std::string>& value,
+                     uint64_t generation) {
+  if (value && value->size() > value_bytes_max_) return;
+  if (charge(key, value) > bytes_max_) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (generation != generation_) return;  // a write came between the read and now
+  auto [it, inserted] = map_.try_emplace(std::string(key));
+  if (!inserted) bytes_ -= charge(it->first, it->second.value);
+  it->second.value = value;
+  bytes_ += charge(it->first, it->second.value);
+  evict_locked();
+}
+
+void ReadCache::apply_batch(const rocksdb::WriteBatch& wb) {
+  std::lock_guard<std::mutex> lock(mu_);
+  generation_++;
+  if (map_.empty()) return;
+  ReadCacheBatchHandler h(this);
+  // Iterating a batch RocksDB has just written cannot fail; if it did, the
+  // cache could hold values the store no longer has.
+  QKV_CHECK(wb.Iterate(&h).ok()) << "read cache: unreadable write batch";
+}
+
+void ReadCache::erase_range(std::string_view begin, std::string_view end) {
+  std::lock_guard<std::mutex> lock(mu_);
+  generation_++;
+  erase_range_locked(begin, end);
+}
+
+void ReadCache::put_locked(std::string_view key, std::string_view value) {
+  auto it = map_.find(key);
+  if (it == map_.end()) return;  // writes never add keys
+  if (value.size() > value_bytes_max_) {
+    bytes_ -= charge(it->first, it->second.value);
+    map_.erase(it);
+    return;
+  }
+  bytes_ -= charge(it->first, it->second.value);
+  it->second.value.emplace(value);
+  bytes_ += charge(it->first, it->second.value);
+  evict_locked();
+}
+
+void ReadCache::erase_locked(std::string_view key) {
+  auto it = map_.find(key);
+  if (it == map_.end()) return;
+  bytes_ -= charge(it->first, it->second.value);
+  map_.erase(it);
+}
+
+void ReadCache::erase_range_locked(std::string_view begin, std::string_view end) {
+  // An empty end: no end. The table is not ordered, so a range costs a
+  // pass over it; ranges are rare (FLUSHALL, a large collection's
+  // deletion, a snapshot install).
+  for (auto it = map_.begin(); it != map_.end();) {
+    const std::string_view k = it->first;
+    if (k >= begin && (end.empty() || k < end)) {
+      bytes_ -= charge(it->first, it->second.value);
+      it = map_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ReadCache::evict_locked() {
+  if (bytes_ <= bytes_max_) return;
+  std::vector<std::string> victims;
+  // Each bucket is passed at most twice: the first pass clears the
+  // referenced flags, the second finds victims.
+  for (size_t steps = 0; bytes_ > bytes_max_ && steps < 2 * map_.bucket_count() + 1; steps++) {
+    if (hand_ >= map_.bucket_count()) hand_ = 0;
+    victims.clear();
+    for (auto it = map_.begin(hand_); it != map_.end(hand_); ++it) {
+      if (it->second.referenced) {
+        it->second.referenced = false;
+      } else {
+        victims.push_back(it->first);
+      }
+    }
+    for (const std::string& k : victims) {
+      if (bytes_ <= bytes_max_) break;
+      erase_locked(k);
+      stats_.evictions++;
+    }
+    hand_++;
+  }
+  QKV_CHECK(bytes_ <= bytes_max_ || map_.empty()) << "read cache: eviction made no room";
+}
+
+ReadCache::Stats ReadCache::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats s = stats_;
+  s.entries = map_.size();
+  s.bytes = bytes_;
+  return s;
+}
+
+}  // namespace qkv::storage

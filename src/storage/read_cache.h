@@ -1,0 +1,101 @@
+// ReadCache: what StateStore::get() found for the keys read lately, so a key
+// read again does not walk RocksDB's memtables and files (a GET's largest
+// cost: docs/ARCHITECTURE.md, decision 41).
+//
+// Coherent with the store by construction:
+//   - Only reads fill it (a write never adds a key, so the memory of a
+//     write-only load is not spent here). A read takes the write generation
+//     before it asks RocksDB, and its answer is kept only if no write was
+//     applied to the cache since: a read that raced a write never leaves
+//     the older value behind.
+//   - Every write to the store passes here after RocksDB took it
+//     (apply_batch for a WriteBatch, erase_range for an ingested snapshot or
+//     a dropped group): a cached key it reaches takes the new value, becomes
+//     absent, or is erased (a range deletion).
+//   - A failed write is fatal for the node (state_store.h): the cache then
+//     still equals what RocksDB holds.
+//
+// Bounded by bytes_max (key + value + kEntryOverhead per entry); values
+// above value_bytes_max are not kept. Eviction is CLOCK over the hash
+// table's buckets: an entry read since the hand last passed survives one
+// more turn. Thread-safe (one mutex; the node reads and applies on one
+// thread, so it is never contended there).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace rocksdb {
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace qkv::storage {
+
+class ReadCache {
+ public:
+  // Bytes counted per entry beyond its key and value (node, hash, flags).
+  static constexpr uint64_t kEntryOverhead = 64;
+
+  ReadCache(uint64_t bytes_max, uint64_t value_bytes_max);
+  ReadCache(const ReadCache&) = delete;
+  ReadCache& operator=(const ReadCache&) = delete;
+
+  // If `key` is cached: *value = its value (nullopt: known absent) and true.
+  // Else false, and *generation is what to pass to fill() after reading
+  // the store.
+  bool find(std::string_view key, std::optional<std::string>* value, uint64_t* generation);
+  // Keeps what a read of `key` found (nullopt: absent), unless a write
+  // reached the cache since `generation` was taken.
+  void fill(std::string_view key, const std::optional<std::string>& value, uint64_t generation);
+
+  // A write RocksDB took: Put, Delete, SingleDelete and DeleteRange records
+  // update or erase the cached keys they reach.
+  void apply_batch(const rocksdb::WriteBatch& wb);
+  // Every key in [begin, end) is gone or changed (snapshot install, group
+  // deletion).
+  void erase_range(std::string_view begin, std::string_view end);
+
+  struct Stats {
+    uint64_t hits = 0, misses = 0, entries = 0, bytes = 0, evictions = 0;
+  };
+  Stats stats() const;
+  uint64_t bytes_max() const { return bytes_max_; }
+
+ private:
+  struct Entry {
+    std::optional<std::string> value;
+    bool referenced = false;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Map = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
+
+  static uint64_t charge(std::string_view key, const std::optional<std::string>& value) {
+    return key.size() + (value ? value->size() : 0) + kEntryOverhead;
+  }
+  // Under mu_: the write paths.
+  void put_locked(std::string_view key, std::string_view value);
+  void erase_locked(std::string_view key);
+  void erase_range_locked(std::string_view begin, std::string_view end);
+  void evict_locked();
+
+  const uint64_t bytes_max_;
+  const uint64_t value_bytes_max_;
+  mutable std::mutex mu_;
+  Map map_;                  // guarded by mu_
+  uint64_t bytes_ = 0;       // guarded by mu_
+  uint64_t generation_ = 0;  // guarded by mu_; raised by every write
+  size_t hand_ = 0;          // guarded by mu_; the CLOCK hand (a bucket)
+  Stats stats_;              // guarded by mu_ (entries and bytes filled in by stats())
+
+  friend class ReadCacheBatchHandler;
+};
+
+}  // namespace qkv::storage
