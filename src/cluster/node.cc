@@ -1,5 +1,8 @@
 #include "cluster/node.h"
 
+#include <time.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -9,6 +12,16 @@
 namespace qkv::cluster {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+// CLOCK_BOOTTIME: monotonic, and it also counts time the machine spent
+// suspended (a lease must have ended after a suspend too).
+int64_t boot_us() {
+  timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+}  // namespace
 
 std::string encode_member_context(const PeerAddress& a) {
   return a.host + ":" + std::to_string(a.port);
@@ -118,6 +131,7 @@ Status Node::start() {
   bool fresh = !log_store_->has_group(1);
   if (Status s = open_group(1, fresh); !s.is_ok()) return s;
   save_peers(opts_.data_dir, addresses_);
+  last_tick_us_ = boot_us();
   schedule_tick();
   kick();
   return Status::ok();
@@ -171,6 +185,7 @@ Status Node::open_group(uint64_t gid, bool fresh) {
   c.election_timeout_ticks = opts_.election_ticks;
   c.heartbeat_interval_ticks = opts_.heartbeat_ticks;
   c.read_mode = opts_.read_mode;
+  c.lease_margin_ticks = std::max(0, std::min(opts_.lease_margin_ticks, opts_.election_ticks - 1));
   c.msg_bytes_max = opts_.msg_bytes_max;
   c.inflight_msgs_max = opts_.inflight_msgs_max;
   c.uncommitted_bytes_max = opts_.uncommitted_bytes_max;
@@ -223,9 +238,24 @@ void Node::schedule_tick() {
   auto alive = alive_;
   tick_timer_.async_wait([this, alive](const asio::error_code& ec) {
     if (ec || !*alive || stopped_) return;
-    tick();
+    catch_up_ticks();
     schedule_tick();
   });
+}
+
+void Node::catch_up_ticks() {
+  const int64_t now = boot_us();
+  const int64_t tick_us = int64_t{opts_.tick_ms} * 1000;
+  const int64_t due = (now - last_tick_us_) / tick_us;
+  if (due <= 0 || stopped_) return;
+  const int64_t cap = 2 * int64_t{opts_.election_ticks} + 2;
+  // Set first: tick() asks for reads, which catch up again (nothing due).
+  last_tick_us_ = due > cap ? now : last_tick_us_ + due * tick_us;
+  ticks_caught_up_ += static_cast<uint64_t>(std::min(due, cap) - 1);
+  for (int64_t i = std::min(due, cap); i > 1; i--) {
+    for (auto& [gid, g] : groups_) g.raft->tick();
+  }
+  tick();
 }
 
 void Node::tick() {
@@ -546,6 +576,8 @@ void Node::read_barrier(uint64_t gid, ReadCallback cb) {
 
 void Node::ask_reads(Group& g) {
   if (g.reads_unasked.empty()) return;
+  catch_up_ticks();  // a lease is judged by the clock (may ask itself)
+  if (g.reads_unasked.empty()) return;
   std::string ctx = std::to_string(opts_.id) + "/" + std::to_string(++g.read_seq);
   Status s = g.raft->read_index(ctx);
   if (!s.is_ok()) {
@@ -607,6 +639,8 @@ void Node::expire_requests(Group& g) {
 }
 
 void Node::on_raft_message(raftpb::Message&& m) {
+  if (stopped_) return;
+  catch_up_ticks();  // a read index request or a vote is judged by the clock
   auto it = groups_.find(m.group());
   if (it == groups_.end() || stopped_) return;
   if (m.type() == raftpb::MSG_SNAP) {
@@ -709,6 +743,7 @@ std::vector<GroupStatus> Node::status() const {
     s.first_index = log_store_->group(gid)->first_index();
     s.pending_proposals = g.waiters.size();
     s.pending_reads = g.reads_unasked.size() + g.reads_ready.size();
+    s.ticks_late = ticks_caught_up_;
     for (const auto& [ctx, rs] : g.reads_asked) s.pending_reads += rs.size();
     out.push_back(std::move(s));
   }

@@ -63,6 +63,10 @@ struct NodeOptions {
   int election_ticks = 10;
   int heartbeat_ticks = 1;
   raft::ReadMode read_mode = raft::ReadMode::kReadIndex;
+  // raft::Config::lease_margin_ticks: a lease read is served only while
+  // the lease has this many ticks left (clock rate drift between nodes,
+  // and the tick granularity on both sides; kept below election_ticks).
+  int lease_margin_ticks = 2;
   // A proposal or read not done within this time fails (outcome unknown
   // for a write).
   int request_timeout_ms = 3000;
@@ -146,6 +150,9 @@ struct GroupStatus {
   uint64_t first_index = 0;
   size_t pending_proposals = 0;
   size_t pending_reads = 0;
+  // Ticks run late, in a catch-up, since start (the io thread was busy or
+  // the process paused for longer than a tick): node-wide.
+  uint64_t ticks_late = 0;
 };
 
 // Snapshot transfers of one group, for INFO and metrics.
@@ -248,6 +255,15 @@ class Node {
   Status open_group(uint64_t group, bool fresh);
   void tick();
   void schedule_tick();
+  // Runs every tick the clock says is due since the last one (at most a
+  // couple of election timeouts' worth: beyond, every timeout has passed
+  // anyway). Raft time must not lag real time: a leader paused (SIGSTOP, a
+  // stalled VM) or an io thread busy for longer than a tick would
+  // otherwise count a read lease, or a follower's promise not to vote, in
+  // timer callbacks instead of time. Called by the timer and before
+  // anything that may decide on a lease (a read index request, a peer
+  // message).
+  void catch_up_ticks();
   void kick();  // runs the Ready loop soon
   void run_ready_loop();
   void on_persisted(Status st);
@@ -293,6 +309,8 @@ class Node {
   std::map<uint64_t, Group> groups_;
   std::map<uint64_t, PeerAddress> addresses_;
   asio::steady_timer tick_timer_;
+  int64_t last_tick_us_ = 0;  // boot_us() of the last tick's slot
+  uint64_t ticks_caught_up_ = 0;
   asio::thread_pool persist_pool_{1};
   asio::thread_pool snapshot_pool_{1};  // writes snapshot files for peers
   std::map<uint64_t, std::unique_ptr<Outgoing>> outgoing_;  // by group

@@ -516,7 +516,8 @@ std::string Server::info(const std::string& section, net::Protocol) {
       << "\r\nraft_first_index:" << g->first_index
       << "\r\nraft_apply_lag:" << (g->raft.hard_state.commit() - std::min(g->applied, g->raft.hard_state.commit()))
       << "\r\nraft_pending_proposals:" << g->pending_proposals
-      << "\r\nraft_pending_reads:" << g->pending_reads << "\r\n";
+      << "\r\nraft_pending_reads:" << g->pending_reads
+      << "\r\nraft_ticks_late:" << g->ticks_late << "\r\n";
     for (const auto& [id, pr] : g->raft.progress) {
       o << "raft_member_" << id << ":match=" << pr.match << ",next=" << pr.next
         << ",state=" << pr.state << ",learner=" << (pr.learner ? 1 : 0)

@@ -10,6 +10,7 @@ QKV_E2E_NO_NETNS=1 asks to skip them. QKV_JEPSEN_TIME sets the seconds of load p
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -433,6 +434,51 @@ class ChecksCanFail(unittest.TestCase):
             self.assertEqual(reach(c.nodes[2], a), "yes")
             c.heal()
             self.assertEqual(reach(b, a), "yes")
+
+
+class LeaseReads(unittest.TestCase):
+    def test_a_paused_leader_serves_no_read_on_a_lease_that_ended_while_it_slept(self):
+        """Lease reads. The leader is paused (SIGSTOP) and cut off from the others, who elect a
+        new leader and write. A GET sent to the old leader while it sleeps is read when it
+        resumes, still cut off: its lease ended in real time, so the old value must not come
+        back (an error does). Its tick timer fired once in all that time; raft time must follow
+        the clock, not the timer."""
+        if NO_NETNS:
+            self.skipTest("QKV_E2E_NO_NETNS=1: no partitions")
+        with netcluster.NetCluster(3, extra=["--read-mode", "lease"]) as c:
+            self.assertTrue(c.partitions_available, c.no_netns_reason)
+            for trial in range(3):
+                leader = c.wait_leader()
+                others = [n for n in c.nodes if n is not leader]
+                key = "lease:%d" % trial
+                leader.client().set(key, "old")
+                self.assertEqual(leader.client().get(key), b"old")  # served on the lease
+                s = socket.create_connection((leader.ip, leader.client_port), timeout=10)
+                leader.pause()
+                try:
+                    c.isolate([leader], others)
+                    new = c.wait_leader(candidates=others)
+                    new.client().set(key, "new")
+                    s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key.encode()))
+                    time.sleep(0.2)
+                finally:
+                    leader.resume()
+                reply = b""
+                try:
+                    while not reply.endswith(b"\r\n") or reply.startswith(b"$3\r\n") and \
+                            reply.count(b"\r\n") < 2:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        reply += chunk
+                except socket.timeout:
+                    pass
+                s.close()
+                self.assertNotIn(b"old", reply, "trial %d: a stale read from an ended lease" % trial)
+                c.heal()
+                c.wait_converged(timeout=30)
+                self.assertEqual(c.wait_leader().client().get(key), b"new")
+                self.assertGreater(int(leader.info_raft()["raft_ticks_late"]), 0)
 
 
 if __name__ == "__main__":
