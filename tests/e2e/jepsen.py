@@ -113,11 +113,13 @@ def one_run(args, run_index, run_dir):
     rng = random.Random(seed)
     wl_names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     summary = {"run": run_index, "seed": seed, "nodes": args.nodes, "workloads": wl_names,
-               "nemesis": args.nemesis, "time_s": args.time, "failures": [], "dir": run_dir}
+               "nemesis": args.nemesis, "time_s": args.time, "failures": [], "dir": run_dir,
+               "read_mode": args.read_mode or "server default"}
     os.makedirs(run_dir, exist_ok=True)
     history = History()
     cluster = netcluster.NetCluster(args.nodes, tick_ms=args.tick_ms,
-                                    extra=["--request-timeout-ms", str(args.request_timeout_ms)],
+                                    extra=["--request-timeout-ms", str(args.request_timeout_ms)] +
+                                    (["--read-mode", args.read_mode] if args.read_mode else []),
                                     workdir=os.path.join(run_dir, "cluster"))
     summary["netns"] = cluster.partitions_available
     if not cluster.partitions_available:
@@ -342,6 +344,8 @@ def main(argv=None):
     p.add_argument("--heal-max", type=float, default=5.0)
     p.add_argument("--tick-ms", type=int, default=20)
     p.add_argument("--request-timeout-ms", type=int, default=1000)
+    p.add_argument("--read-mode", default=None, choices=("readindex", "lease"),
+                   help="the servers' read-mode (default: the server's default)")
     p.add_argument("--client-timeout", type=float, default=1.5, help="socket timeout (s)")
     p.add_argument("--converge-timeout", type=float, default=60)
     p.add_argument("--check-time-limit", type=float, default=30,
