@@ -21,7 +21,9 @@ std::optional<std::string> Txn::get(std::string_view key) {
   if (it != overlay_.end()) return it->second.value;
   if (cleared_ || in_deleted_range(key)) return std::nullopt;
   store_reads_++;
-  auto r = store_->get(group_, key);
+  // An apply's reads (a writable transaction) do not fill the store's read
+  // cache: a write load would fill it with what it overwrites.
+  auto r = store_->get(group_, key, /*fill_cache=*/!writable_);
   if (!r.is_ok()) {
     fail(r.status());
     return std::nullopt;

@@ -115,7 +115,8 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
   app.add_option("--tick-ms", c.tick_ms, "Raft tick length");
   app.add_option("--election-ticks", c.election_ticks, "election timeout in ticks");
   app.add_option("--heartbeat-ticks", c.heartbeat_ticks, "heartbeat interval in ticks");
-  app.add_option("--read-mode", c.read_mode, "readindex (default) or lease");
+  app.add_option("--read-mode", c.read_mode,
+                 "lease (default: reads on a leader lease, bounded clock drift) or readindex");
   app.add_option("--request-timeout-ms", c.request_timeout_ms, "fail a request after this long");
   app.add_option("--snapshot-entries", c.snapshot_entries, "snapshot every this many entries");
   app.add_option("--snapshot-chunk-bytes", c.snapshot_chunk_bytes,

@@ -40,7 +40,7 @@ struct ServerConfig {
   int tick_ms = 50;
   int election_ticks = 10;
   int heartbeat_ticks = 1;
-  std::string read_mode = "readindex";  // readindex | lease
+  std::string read_mode = "lease";  // lease | readindex (ARCHITECTURE decision 9)
   int request_timeout_ms = 3000;
   uint64_t snapshot_entries = 20000;
   // Snapshot files between nodes (docs/ARCHITECTURE.md, "Snapshot transfer").

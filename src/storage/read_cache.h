@@ -3,8 +3,9 @@
 // cost: docs/ARCHITECTURE.md, decision 41).
 //
 // Coherent with the store by construction:
-//   - Only reads fill it (a write never adds a key, so the memory of a
-//     write-only load is not spent here). A read takes the write generation
+//   - Only reads fill it (a write never adds a key, and the reads of
+//     applies do not fill it either: StateStore::get's fill_cache, so the
+//     memory of a write-only load is not spent here). A read takes the write generation
 //     before it asks RocksDB, and its answer is kept only if no write was
 //     applied to the cache since: a read that raced a write never leaves
 //     the older value behind.

@@ -348,7 +348,8 @@ Status StateStore::apply(StateBatch& batch, uint64_t applied_index, uint64_t app
   return Status::ok();
 }
 
-Result<std::optional<std::string>> StateStore::get(uint64_t group, std::string_view key) const {
+Result<std::optional<std::string>> StateStore::get(uint64_t group, std::string_view key,
+                                                   bool fill_cache) const {
   const std::string k = state_data_key(group, key);
   uint64_t generation = 0;
   std::optional<std::string> cached;
@@ -356,12 +357,12 @@ Result<std::optional<std::string>> StateStore::get(uint64_t group, std::string_v
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), k, &value);
   if (s.IsNotFound()) {
-    if (cache_) cache_->fill(k, std::nullopt, generation);
+    if (cache_ && fill_cache) cache_->fill(k, std::nullopt, generation);
     return std::optional<std::string>();
   }
   if (!s.ok()) return from_rocks(s, "state store get");
   std::optional<std::string> found(std::move(value));
-  if (cache_) cache_->fill(k, found, generation);
+  if (cache_ && fill_cache) cache_->fill(k, found, generation);
   return found;
 }
 

@@ -180,8 +180,11 @@ class StateStore {
                const raftpb::ConfState* conf);
 
   // The value of `key` in `group`, nullopt if absent. Served from the read
-  // cache when the key was read lately (read_cache.h).
-  Result<std::optional<std::string>> get(uint64_t group, std::string_view key) const;
+  // cache when the key was read lately (read_cache.h); `fill_cache`: a
+  // miss is kept there (false for the reads of applies, so that a write
+  // load does not fill the cache with what it overwrites).
+  Result<std::optional<std::string>> get(uint64_t group, std::string_view key,
+                                         bool fill_cache = true) const;
   // The read cache's counters (all zero without one).
   ReadCache::Stats read_cache_stats() const;
 

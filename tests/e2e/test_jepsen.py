@@ -69,10 +69,11 @@ def load_ops(out):
 class ShortRuns(unittest.TestCase):
     """One run per nemesis, every workload at once (--workload all)."""
 
-    def run_nemesis(self, nemesis, nodes=3, seed=None, workload="all"):
+    def run_nemesis(self, nemesis, nodes=3, seed=None, workload="all", read_mode=None):
         seed = seed if seed is not None else int(time.time()) % 100000
         rc, output, out = jepsen("--nemesis", nemesis, "--workload", workload, "--nodes",
-                                 str(nodes), "--seed", str(seed))
+                                 str(nodes), "--seed", str(seed),
+                                 *(["--read-mode", read_mode] if read_mode else []))
         print("\n" + output, file=sys.stderr)
         self.assertEqual(rc, 0, "jepsen run failed (artifacts in %s):\n%s" % (out, output))
         s = load_summary(out)
@@ -96,7 +97,9 @@ class ShortRuns(unittest.TestCase):
         self.check_detects_pipeline_disorder(out)
 
     def test_leader_kill(self):
-        self.run_nemesis("leader-kill")
+        # ReadIndex reads (the other runs use the servers' default, lease reads).
+        out, s = self.run_nemesis("leader-kill", read_mode="readindex")
+        self.assertEqual(s["read_mode"], "readindex")
 
     def test_pause(self):
         self.run_nemesis("pause")

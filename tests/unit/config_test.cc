@@ -14,17 +14,18 @@ TEST(ConfigTest, DefaultsAreASingleNode) {
   EXPECT_EQ(c->listen_client.to_string(), "127.0.0.1:7379");
   EXPECT_EQ(c->data_dir, "./quorumkv-data");
   EXPECT_TRUE(c->initial_cluster.empty());
+  EXPECT_EQ(c->read_mode, "lease");
 }
 
 TEST(ConfigTest, FlagsParse) {
   auto c = parse_config_args({"--name", "n2", "--data-dir", "/d", "--listen-client", "0.0.0.0:1",
                               "--listen-peer", "10.0.0.2:2", "--initial-cluster",
-                              "n1=10.0.0.1:2,n2=10.0.0.2:2,n3=10.0.0.3:2", "--read-mode", "lease"});
+                              "n1=10.0.0.1:2,n2=10.0.0.2:2,n3=10.0.0.3:2", "--read-mode", "readindex"});
   ASSERT_TRUE(c.is_ok()) << c.status().to_string();
   EXPECT_EQ(c->name, "n2");
   EXPECT_EQ(c->initial_cluster.size(), 3u);
   EXPECT_EQ(c->initial_cluster.at("n3").to_string(), "10.0.0.3:2");
-  EXPECT_EQ(c->read_mode, "lease");
+  EXPECT_EQ(c->read_mode, "readindex");
 }
 
 TEST(ConfigTest, BadValuesAreClearErrors) {
