@@ -131,7 +131,7 @@ Status Node::start() {
   bool fresh = !log_store_->has_group(1);
   if (Status s = open_group(1, fresh); !s.is_ok()) return s;
   save_peers(opts_.data_dir, addresses_);
-  last_tick_us_ = boot_us();
+  clock_start_us_ = boot_us();
   schedule_tick();
   kick();
   return Status::ok();
@@ -234,33 +234,37 @@ void Node::fail_node(const std::string& why) {
 
 void Node::schedule_tick() {
   if (stopped_) return;
-  tick_timer_.expires_after(std::chrono::milliseconds(opts_.tick_ms));
+  // On the tick grid (no drift); after a stall the missed callbacks are
+  // skipped, not run in a burst (sync_clock keeps the lease clock on time).
+  const auto period = std::chrono::milliseconds(opts_.tick_ms);
+  auto next = tick_timer_.expiry() + period;
+  if (next <= asio::steady_timer::clock_type::now()) {
+    next = asio::steady_timer::clock_type::now() + period;
+  }
+  tick_timer_.expires_at(next);
   auto alive = alive_;
   tick_timer_.async_wait([this, alive](const asio::error_code& ec) {
     if (ec || !*alive || stopped_) return;
-    catch_up_ticks();
+    tick();
     schedule_tick();
   });
 }
 
-void Node::catch_up_ticks() {
-  const int64_t now = boot_us();
+void Node::sync_clock() {
+  if (stopped_) return;
   const int64_t tick_us = int64_t{opts_.tick_ms} * 1000;
-  const int64_t due = (now - last_tick_us_) / tick_us;
-  if (due <= 0 || stopped_) return;
-  const int64_t cap = 2 * int64_t{opts_.election_ticks} + 2;
-  // Set first: tick() asks for reads, which catch up again (nothing due).
-  last_tick_us_ = due > cap ? now : last_tick_us_ + due * tick_us;
-  ticks_caught_up_ += static_cast<uint64_t>(std::min(due, cap) - 1);
-  for (int64_t i = std::min(due, cap); i > 1; i--) {
-    for (auto& [gid, g] : groups_) g.raft->tick();
-  }
-  tick();
+  const uint64_t target = static_cast<uint64_t>((boot_us() - clock_start_us_) / tick_us);
+  if (target <= clock_ticks_) return;
+  const uint64_t delta = target - clock_ticks_;
+  clock_ticks_ = target;
+  for (auto& [gid, g] : groups_) g.raft->advance_clock(delta);
 }
 
 void Node::tick() {
+  sync_clock();
+  ticks_run_++;
   for (auto& [gid, g] : groups_) {
-    g.raft->tick();
+    g.raft->tick_timeouts();
     expire_requests(g);
     ask_reads(g);
   }
@@ -576,8 +580,7 @@ void Node::read_barrier(uint64_t gid, ReadCallback cb) {
 
 void Node::ask_reads(Group& g) {
   if (g.reads_unasked.empty()) return;
-  catch_up_ticks();  // a lease is judged by the clock (may ask itself)
-  if (g.reads_unasked.empty()) return;
+  sync_clock();  // a lease is judged by the clock
   std::string ctx = std::to_string(opts_.id) + "/" + std::to_string(++g.read_seq);
   Status s = g.raft->read_index(ctx);
   if (!s.is_ok()) {
@@ -640,7 +643,7 @@ void Node::expire_requests(Group& g) {
 
 void Node::on_raft_message(raftpb::Message&& m) {
   if (stopped_) return;
-  catch_up_ticks();  // a read index request or a vote is judged by the clock
+  sync_clock();  // a read index request is judged by the clock
   auto it = groups_.find(m.group());
   if (it == groups_.end() || stopped_) return;
   if (m.type() == raftpb::MSG_SNAP) {
@@ -743,7 +746,7 @@ std::vector<GroupStatus> Node::status() const {
     s.first_index = log_store_->group(gid)->first_index();
     s.pending_proposals = g.waiters.size();
     s.pending_reads = g.reads_unasked.size() + g.reads_ready.size();
-    s.ticks_late = ticks_caught_up_;
+    s.ticks_late = clock_ticks_ > ticks_run_ ? clock_ticks_ - ticks_run_ : 0;
     for (const auto& [ctx, rs] : g.reads_asked) s.pending_reads += rs.size();
     out.push_back(std::move(s));
   }

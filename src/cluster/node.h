@@ -150,8 +150,8 @@ struct GroupStatus {
   uint64_t first_index = 0;
   size_t pending_proposals = 0;
   size_t pending_reads = 0;
-  // Ticks run late, in a catch-up, since start (the io thread was busy or
-  // the process paused for longer than a tick): node-wide.
+  // Ticks of the clock whose timeouts did not run (the io thread was busy
+  // or the process paused for longer than a tick), since start: node-wide.
   uint64_t ticks_late = 0;
 };
 
@@ -255,15 +255,16 @@ class Node {
   Status open_group(uint64_t group, bool fresh);
   void tick();
   void schedule_tick();
-  // Runs every tick the clock says is due since the last one (at most a
-  // couple of election timeouts' worth: beyond, every timeout has passed
-  // anyway). Raft time must not lag real time: a leader paused (SIGSTOP, a
-  // stalled VM) or an io thread busy for longer than a tick would
-  // otherwise count a read lease, or a follower's promise not to vote, in
-  // timer callbacks instead of time. Called by the timer and before
-  // anything that may decide on a lease (a read index request, a peer
-  // message).
-  void catch_up_ticks();
+  // Brings raft's lease clock (raft::Node::advance_clock) up to real time:
+  // the ticks since start by the clock. A leader paused (SIGSTOP, a
+  // stalled VM) or whose io thread was busy for longer than a tick would
+  // otherwise count its read lease in timer callbacks instead of time.
+  // Timeouts (election, heartbeat, CheckQuorum) still run once per timer
+  // callback (tick()): after a stall the node reads the messages waiting
+  // for it before they can fire on their absence. Calls nothing back, so
+  // it is safe anywhere; called by the timer and before anything that may
+  // decide on a lease (a read index request, a peer message).
+  void sync_clock();
   void kick();  // runs the Ready loop soon
   void run_ready_loop();
   void on_persisted(Status st);
@@ -309,8 +310,9 @@ class Node {
   std::map<uint64_t, Group> groups_;
   std::map<uint64_t, PeerAddress> addresses_;
   asio::steady_timer tick_timer_;
-  int64_t last_tick_us_ = 0;  // boot_us() of the last tick's slot
-  uint64_t ticks_caught_up_ = 0;
+  int64_t clock_start_us_ = 0;  // boot_us() at start: lease clock tick 0
+  uint64_t clock_ticks_ = 0;    // the lease clock given to every group
+  uint64_t ticks_run_ = 0;      // timer callbacks that ran the timeouts
   asio::thread_pool persist_pool_{1};
   asio::thread_pool snapshot_pool_{1};  // writes snapshot files for peers
   std::map<uint64_t, std::unique_ptr<Outgoing>> outgoing_;  // by group

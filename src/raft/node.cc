@@ -82,6 +82,10 @@ Node::~Node() = default;
 
 void Node::tick() { raft_->tick(); }
 
+void Node::tick_timeouts() { raft_->tick_timeouts(); }
+
+void Node::advance_clock(uint64_t ticks) { raft_->advance_clock(ticks); }
+
 Status Node::step(const Message& m) {
   switch (m.type()) {
     case raftpb::MSG_HUP:

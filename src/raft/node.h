@@ -173,6 +173,9 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   void tick();
+  // Raft::tick_timeouts and Raft::advance_clock: the two halves of tick().
+  void tick_timeouts();
+  void advance_clock(uint64_t ticks);
   // Delivers a message from a peer. kStaleMessage if it is for another group.
   Status step(const Message& m);
   // kNotLeader (message names the leader if known), kNoLeader,

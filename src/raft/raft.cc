@@ -143,8 +143,14 @@ bool Raft::promotable() const {
 // ---------------------------------------------------------------------------
 // Ticks
 
+void Raft::advance_clock(uint64_t ticks) { tick_count_ += ticks; }
+
 void Raft::tick() {
   tick_count_++;
+  tick_timeouts();
+}
+
+void Raft::tick_timeouts() {
   if (role_ == Role::kLeader) {
     tick_heartbeat();
   } else {

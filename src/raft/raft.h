@@ -45,7 +45,19 @@ class Raft {
   explicit Raft(const Config& c);
 
   // ---- inputs ----
+  // One tick: the lease clock moves by one and the timeouts run.
   void tick();
+  // The timeouts of one tick (heartbeat, election, CheckQuorum), without
+  // moving the lease clock: for a driver that keeps the lease clock on
+  // real time with advance_clock().
+  void tick_timeouts();
+  // Moves the lease clock (the tick counter that stamps heartbeats and
+  // times a leader's lease) by `ticks` without running timeouts: ticks that
+  // passed while the node could not run them (paused, its thread busy).
+  // The lease then ends in time, while the election and CheckQuorum timers,
+  // which count ticks run, do not fire on a backlog of messages the node
+  // has not read yet.
+  void advance_clock(uint64_t ticks);
   Status step(const Message& m);
   Result<Proposed> propose(std::string data, EntryType type);
   Result<Proposed> propose_conf_change(const ConfChange& cc);

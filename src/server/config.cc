@@ -42,6 +42,11 @@ Status ServerConfig::validate() const {
   if (read_mode != "readindex" && read_mode != "lease") {
     return bad("read-mode must be readindex or lease");
   }
+  // A lease ends 2 ticks before a follower may vote (the tick granularity
+  // on each side), and should last at least 2 ticks.
+  if (read_mode == "lease" && election_ticks < 4) {
+    return bad("read-mode lease needs election-ticks of at least 4 (or use read-mode readindex)");
+  }
   if (!initial_cluster.empty() && !initial_cluster.count(name) && !join) {
     return bad("--initial-cluster does not name this node ('" + name + "')");
   }

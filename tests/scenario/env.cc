@@ -130,6 +130,7 @@ std::string Env::run(const std::string& line) {
         {"tick", [](Env* e, const Command& c) { e->cmd_tick(c, 0); }},
         {"tick-election", [](Env* e, const Command& c) { e->cmd_tick(c, 1); }},
         {"tick-heartbeat", [](Env* e, const Command& c) { e->cmd_tick(c, 2); }},
+        {"advance-clock", &Env::cmd_advance_clock},
         {"propose", &Env::cmd_propose},
         {"propose-conf-change", &Env::cmd_propose_conf_change},
         {"read-index", &Env::cmd_read_index},
@@ -322,6 +323,15 @@ void Env::cmd_campaign(const Command& c) {
   allow_opts(c, {});
   Peer& p = live_peer(parse_id(c.args[0]));
   p.node->campaign();
+  note_state(p, "");
+}
+
+// advance-clock ID N: N ticks pass without being run (the node was paused).
+void Env::cmd_advance_clock(const Command& c) {
+  want_args(c, 2, 2);
+  allow_opts(c, {});
+  Peer& p = live_peer(parse_id(c.args[0]));
+  p.node->advance_clock(parse_u64(c.args[1], "tick count"));
   note_state(p, "");
 }
 

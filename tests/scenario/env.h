@@ -71,6 +71,7 @@ class Env {
   void cmd_add_nodes(const Command& c);
   void cmd_campaign(const Command& c);
   void cmd_tick(const Command& c, int ticks_kind);
+  void cmd_advance_clock(const Command& c);
   void cmd_propose(const Command& c);
   void cmd_propose_conf_change(const Command& c);
   void cmd_read_index(const Command& c);

@@ -32,6 +32,8 @@ TEST(ConfigTest, BadValuesAreClearErrors) {
   EXPECT_EQ(parse_config_args({"--listen-client", "nohostport"}).code(), Code::kInvalidArgument);
   EXPECT_EQ(parse_config_args({"--listen-client", "h:99999"}).code(), Code::kInvalidArgument);
   EXPECT_EQ(parse_config_args({"--read-mode", "sloppy"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--election-ticks", "3"}).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(parse_config_args({"--election-ticks", "3", "--read-mode", "readindex"}).is_ok());
   EXPECT_EQ(parse_config_args({"--name", "x", "--initial-cluster", "a=h:1"}).code(),
             Code::kInvalidArgument);  // does not name this node
   EXPECT_EQ(parse_config_args({"--no-such-flag"}).code(), Code::kInvalidArgument);
