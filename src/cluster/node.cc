@@ -185,7 +185,7 @@ Status Node::open_group(uint64_t gid, bool fresh) {
   c.election_timeout_ticks = opts_.election_ticks;
   c.heartbeat_interval_ticks = opts_.heartbeat_ticks;
   c.read_mode = opts_.read_mode;
-  c.lease_margin_ticks = std::max(0, std::min(opts_.lease_margin_ticks, opts_.election_ticks - 1));
+  c.lease_margin_ticks = opts_.lease_margin_ticks;
   c.msg_bytes_max = opts_.msg_bytes_max;
   c.inflight_msgs_max = opts_.inflight_msgs_max;
   c.uncommitted_bytes_max = opts_.uncommitted_bytes_max;
@@ -645,7 +645,7 @@ void Node::on_raft_message(raftpb::Message&& m) {
   if (stopped_) return;
   sync_clock();  // a read index request is judged by the clock
   auto it = groups_.find(m.group());
-  if (it == groups_.end() || stopped_) return;
+  if (it == groups_.end()) return;
   if (m.type() == raftpb::MSG_SNAP) {
     on_install_snapshot(it->second, std::move(m));  // snapshot_transfer.cc
   } else {

@@ -65,7 +65,8 @@ struct NodeOptions {
   raft::ReadMode read_mode = raft::ReadMode::kReadIndex;
   // raft::Config::lease_margin_ticks: a lease read is served only while
   // the lease has this many ticks left (clock rate drift between nodes,
-  // and the tick granularity on both sides; kept below election_ticks).
+  // and the tick granularity on both sides). Lease mode needs
+  // election_ticks above it (raft::Config::validate).
   int lease_margin_ticks = 2;
   // A proposal or read not done within this time fails (outcome unknown
   // for a write).

@@ -29,7 +29,9 @@ Status Config::validate() const {
   if (snapshot_inflight_chunks_max == 0) return bad("snapshot_inflight_chunks_max must be positive");
   if (read_mode == ReadMode::kLease && !check_quorum)
     return bad("lease reads require check_quorum");
-  if (lease_margin_ticks < 0 || lease_margin_ticks >= election_timeout_ticks)
+  // The margin only shortens a lease: it matters, and is checked, in lease mode.
+  if (read_mode == ReadMode::kLease &&
+      (lease_margin_ticks < 0 || lease_margin_ticks >= election_timeout_ticks))
     return bad("lease_margin_ticks must be in [0, election_timeout_ticks)");
   return Status::ok();
 }

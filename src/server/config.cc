@@ -157,6 +157,8 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
                  "keys CLIENT TRACKING remembers before invalidating the oldest (0: no limit)");
   app.add_option("--read-cache-bytes", c.read_cache_bytes,
                  "memory for values reads found lately, served without RocksDB (0: none)");
+  app.add_option("--read-cache-value-bytes-max", c.read_cache_value_bytes_max,
+                 "larger values are not kept in the read cache (at most a quarter of it)");
   app.add_option("--log-level", c.log_level, "debug, info, warn, error");
   std::vector<const char*> argv;
   argv.push_back("quorumkv");
@@ -213,6 +215,7 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       str("notify-keyspace-events", &c.notify_keyspace_events);
       num("tracking-table-max-keys", &c.tracking_table_max_keys);
       num("read-cache-bytes", &c.read_cache_bytes);
+      num("read-cache-value-bytes-max", &c.read_cache_value_bytes_max);
       str("log-level", &c.log_level);
     } catch (const toml::parse_error& e) {
       return Status(Code::kInvalidArgument,

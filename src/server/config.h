@@ -76,7 +76,8 @@ struct ServerConfig {
   uint64_t tracking_table_max_keys = 1000000;  // tracking-table-max-keys
   // Storage: memory for what reads found lately (storage/read_cache.h;
   // 0: none). Set at start only.
-  uint64_t read_cache_bytes = 64ull << 20;  // read-cache-bytes
+  uint64_t read_cache_bytes = 64ull << 20;              // read-cache-bytes
+  uint64_t read_cache_value_bytes_max = 64ull << 10;    // read-cache-value-bytes-max
 
   std::string log_level = "info";
 

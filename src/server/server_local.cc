@@ -333,6 +333,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"tracking-table-max-keys", std::to_string(cfg_.tracking_table_max_keys)},
         {"block-lease-ms", std::to_string(cfg_.block_lease_ms)},
         {"read-cache-bytes", std::to_string(cfg_.read_cache_bytes)},
+        {"read-cache-value-bytes-max", std::to_string(cfg_.read_cache_value_bytes_max)},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},

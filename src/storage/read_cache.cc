@@ -2,6 +2,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "base/check.h"
@@ -42,7 +43,8 @@ class ReadCacheBatchHandler final : public rocksdb::WriteBatch::Handler {
 };
 
 ReadCache::ReadCache(uint64_t bytes_max, uint64_t value_bytes_max)
-    : bytes_max_(bytes_max), value_bytes_max_(value_bytes_max) {}
+    : bytes_max_(bytes_max),
+      value_bytes_max_(std::min(value_bytes_max, bytes_max / kValueShareDivisor)) {}
 
 bool ReadCache::find(std::string_view key, std::optional<std::string>* value,
                      uint64_t* generation) {

@@ -17,10 +17,10 @@
 //     still equals what RocksDB holds.
 //
 // Bounded by bytes_max (key + value + kEntryOverhead per entry); values
-// above value_bytes_max are not kept. Eviction is CLOCK over the hash
-// table's buckets: an entry read since the hand last passed survives one
-// more turn. Thread-safe (one mutex; the node reads and applies on one
-// thread, so it is never contended there).
+// above value_bytes_max, or above a quarter of bytes_max, are not kept.
+// Eviction is CLOCK over the hash table's buckets: an entry read since the
+// hand last passed survives one more turn. Thread-safe (one mutex; the node reads and applies on
+// one thread, so it is never contended there).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +41,9 @@ class ReadCache {
  public:
   // Bytes counted per entry beyond its key and value (node, hash, flags).
   static constexpr uint64_t kEntryOverhead = 64;
+  // No value larger than this share of the cache is kept (whatever
+  // value_bytes_max says), so one entry never evicts most of the others.
+  static constexpr uint64_t kValueShareDivisor = 4;
 
   ReadCache(uint64_t bytes_max, uint64_t value_bytes_max);
   ReadCache(const ReadCache&) = delete;

@@ -220,9 +220,8 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir,
   }
   store->db_.reset(db);
   if (options.read_cache_bytes > 0) {
-    store->cache_ = std::make_unique<ReadCache>(
-        options.read_cache_bytes,
-        std::min(options.read_cache_value_bytes_max, options.read_cache_bytes / 4));
+    store->cache_ =
+        std::make_unique<ReadCache>(options.read_cache_bytes, options.read_cache_value_bytes_max);
   }
 
   // The layout version: written into a new store, checked in an old one.
@@ -575,11 +574,9 @@ Status StateStore::install_snapshot(const raftpb::SnapshotMetadata& meta, Record
   io.write_global_seqno = false;
   Status ingested = from_rocks(db_->IngestExternalFile({path}, io), "ingest snapshot");
   // Whatever the outcome (a failed ingestion changes nothing, and the
-  // cache only loses entries), the group's cached reads may be stale.
-  if (cache_) {
-    cache_->erase_range(group_prefix(kDataTag, group), group_end(kDataTag, group));
-    cache_->erase_range(group_prefix(kMetaTag, group), group_end(kMetaTag, group));
-  }
+  // cache only loses entries), the group's cached reads may be stale. Only
+  // the data range: get() never reads the 'm' range (applied, conf).
+  if (cache_) cache_->erase_range(group_prefix(kDataTag, group), group_end(kDataTag, group));
   if (!ingested.is_ok()) {
     remove_file();
     return ingested;

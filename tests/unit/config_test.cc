@@ -26,6 +26,10 @@ TEST(ConfigTest, FlagsParse) {
   EXPECT_EQ(c->initial_cluster.size(), 3u);
   EXPECT_EQ(c->initial_cluster.at("n3").to_string(), "10.0.0.3:2");
   EXPECT_EQ(c->read_mode, "readindex");
+  auto rc = parse_config_args({"--read-cache-bytes", "1048576", "--read-cache-value-bytes-max", "100"});
+  ASSERT_TRUE(rc.is_ok()) << rc.status().to_string();
+  EXPECT_EQ(rc->read_cache_bytes, 1048576u);
+  EXPECT_EQ(rc->read_cache_value_bytes_max, 100u);
 }
 
 TEST(ConfigTest, BadValuesAreClearErrors) {

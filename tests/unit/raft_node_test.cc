@@ -10,6 +10,26 @@
 namespace qkv::raft {
 namespace {
 
+TEST(RaftNodeConfig, LeaseMarginIsCheckedInLeaseModeOnly) {
+  MemoryStorage st;
+  Config c;
+  c.id = 1;
+  c.storage = &st;
+  c.election_timeout_ticks = 3;
+  c.lease_margin_ticks = 3;
+  c.read_mode = ReadMode::kReadIndex;
+  EXPECT_TRUE(Node::create(c).is_ok());  // the margin means nothing without leases
+  c.read_mode = ReadMode::kLease;
+  c.check_quorum = true;
+  EXPECT_EQ(Node::create(c).code(), Code::kInvalidArgument);
+  c.lease_margin_ticks = -1;
+  EXPECT_EQ(Node::create(c).code(), Code::kInvalidArgument);
+  c.lease_margin_ticks = 2;
+  EXPECT_TRUE(Node::create(c).is_ok());
+  c.check_quorum = false;
+  EXPECT_EQ(Node::create(c).code(), Code::kInvalidArgument);  // leases need CheckQuorum
+}
+
 struct Cluster {
   explicit Cluster(int n, Config base = {}) {
     ConfState cs;

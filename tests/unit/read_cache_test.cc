@@ -117,6 +117,13 @@ TEST(ReadCache, StaysWithinItsBytesAndKeepsWhatIsReadOften) {
   read(c, "big", std::string(2000, 'b'));
   read(c, "big", "x", &hit);
   EXPECT_FALSE(hit);
+  ReadCache shared(4000, 1 << 20);  // values up to a quarter of the cache
+  read(shared, "k", std::string(1000, 'v'));
+  read(shared, "k", "x", &hit);
+  EXPECT_TRUE(hit);
+  read(shared, "l", std::string(1001, 'v'));
+  read(shared, "l", "x", &hit);
+  EXPECT_FALSE(hit);
   ReadCache tiny(ReadCache::kEntryOverhead, 1 << 10);
   read(tiny, "k", "v");
   read(tiny, "k", "v", &hit);
