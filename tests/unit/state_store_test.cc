@@ -479,6 +479,9 @@ TEST_F(StateStoreTest, ReadsThroughTheCacheAlwaysMatchTheStore) {
   for (const uint64_t cache_bytes : {uint64_t{0}, uint64_t{2048}, uint64_t{1} << 20}) {
     StateStoreOptions o = small_options();
     o.read_cache_bytes = cache_bytes;
+    // Close the last round's store first: its background compaction may
+    // still be deleting files under dir_.
+    store_.reset();
     fs::remove_all(dir_);
     StateStore* s = open(o);
     ASSERT_NE(s, nullptr);
