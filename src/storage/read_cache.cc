@@ -68,7 +68,11 @@ void ReadCache::fill(std::string_view key, const std::optional<std::string>& val
   std::lock_guard<std::mutex> lock(mu_);
   if (generation != generation_) return;  // a write came between the read and now
   auto [it, inserted] = map_.try_emplace(std::string(key));
-  if (!inserted) bytes_ -= charge(it->first, it->second.value);
+  if (inserted) {
+    it->second.pos = order_.insert(std::string_view(it->first)).first;
+  } else {
+    bytes_ -= charge(it->first, it->second.value);
+  }
   it->second.value = value;
   bytes_ += charge(it->first, it->second.value);
   evict_locked();
@@ -94,8 +98,7 @@ void ReadCache::put_locked(std::string_view key, std::string_view value) {
   auto it = map_.find(key);
   if (it == map_.end()) return;  // writes never add keys
   if (value.size() > value_bytes_max_) {
-    bytes_ -= charge(it->first, it->second.value);
-    map_.erase(it);
+    erase_entry_locked(it);
     return;
   }
   bytes_ -= charge(it->first, it->second.value);
@@ -106,29 +109,34 @@ void ReadCache::put_locked(std::string_view key, std::string_view value) {
 
 void ReadCache::erase_locked(std::string_view key) {
   auto it = map_.find(key);
-  if (it == map_.end()) return;
+  if (it != map_.end()) erase_entry_locked(it);
+}
+
+void ReadCache::erase_entry_locked(Map::iterator it) {
   bytes_ -= charge(it->first, it->second.value);
+  order_.erase(it->second.pos);  // before the key it views goes
   map_.erase(it);
 }
 
 void ReadCache::erase_range_locked(std::string_view begin, std::string_view end) {
-  // An empty end: no end. The table is not ordered, so a range costs a
-  // pass over it; ranges are rare (FLUSHALL, a large collection's
-  // deletion, a snapshot install).
-  for (auto it = map_.begin(); it != map_.end();) {
-    const std::string_view k = it->first;
-    if (k >= begin && (end.empty() || k < end)) {
-      bytes_ -= charge(it->first, it->second.value);
-      it = map_.erase(it);
-    } else {
-      ++it;
-    }
+  // An empty end: no end.
+  if (begin.empty() && end.empty()) {
+    order_.clear();
+    map_.clear();
+    bytes_ = 0;
+    return;
+  }
+  for (auto o = order_.lower_bound(begin); o != order_.end() && (end.empty() || *o < end);) {
+    auto it = map_.find(*o);
+    QKV_CHECK(it != map_.end()) << "read cache: ordered index out of step with the table";
+    ++o;
+    erase_entry_locked(it);
   }
 }
 
 void ReadCache::evict_locked() {
   if (bytes_ <= bytes_max_) return;
-  std::vector<std::string> victims;
+  std::vector<std::string_view> victims;  // views of keys that stay until erased
   // Each bucket is passed at most twice: the first pass clears the
   // referenced flags, the second finds victims.
   for (size_t steps = 0; bytes_ > bytes_max_ && steps < 2 * map_.bucket_count() + 1; steps++) {
@@ -141,7 +149,7 @@ void ReadCache::evict_locked() {
         victims.push_back(it->first);
       }
     }
-    for (const std::string& k : victims) {
+    for (const std::string_view k : victims) {
       if (bytes_ <= bytes_max_) break;
       erase_locked(k);
       stats_.evictions++;

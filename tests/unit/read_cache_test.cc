@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdio>
+#include <map>
+#include <random>
 #include <string>
 
 namespace qkv::storage {
@@ -129,6 +132,80 @@ TEST(ReadCache, StaysWithinItsBytesAndKeepsWhatIsReadOften) {
   read(tiny, "k", "v", &hit);
   EXPECT_FALSE(hit);
   EXPECT_EQ(tiny.stats().bytes, 0u);
+}
+
+// Range deletions go through the ordered index (not a pass over the table):
+// each erases exactly the cached keys in [begin, end), an empty end reaching
+// to the last key, and the table, the index and the byte count stay in step
+// through fills, updates and evictions.
+TEST(ReadCache, RangeDeletionsEraseExactlyTheKeysInTheirRange) {
+  auto key = [](int i) {
+    char b[16];
+    std::snprintf(b, sizeof b, "k%04d", i);
+    return std::string(b);
+  };
+  const uint64_t max = 300 * (ReadCache::kEntryOverhead + 5 + 3);
+  ReadCache c(max, 1 << 10);
+  std::map<std::string, Opt> store;  // what the "store" holds
+  std::mt19937 rng(5);
+  for (int round = 0; round < 300; round++) {
+    for (int n = 0; n < 20; n++) {
+      const std::string k = key(static_cast<int>(rng() % 1000));
+      Opt want = store.count(k) ? store[k] : Opt();
+      ASSERT_EQ(read(c, k, want), want) << k;
+    }
+    if (rng() % 3 == 0) {  // an update through a batch
+      const std::string k = key(static_cast<int>(rng() % 1000));
+      rocksdb::WriteBatch wb;
+      ASSERT_TRUE(wb.Put(k, "u" + std::to_string(round)).ok());
+      c.apply_batch(wb);
+      store[k] = "u" + std::to_string(round);
+    }
+    int lo = static_cast<int>(rng() % 1000), hi = lo + 1 + static_cast<int>(rng() % 40);
+    std::string b = key(lo), e = rng() % 10 == 0 ? std::string() : key(hi);
+    auto in_store = [&](const std::string& k) { return store.count(k) ? store[k] : Opt(); };
+    // Cached before the deletion: its first key, and the keys just outside.
+    const std::string before = lo > 0 ? key(lo - 1) : std::string();
+    for (const std::string& k : {b, before, e}) {
+      if (!k.empty()) read(c, k, in_store(k));
+    }
+    // (One fill may have evicted another: find() says which are there,
+    // and fills nothing.)
+    auto cached = [&](const std::string& k) {
+      Opt v;
+      uint64_t g = 0;
+      return !k.empty() && c.find(k, &v, &g);
+    };
+    const bool before_cached = cached(before), e_cached = cached(e);
+    rocksdb::WriteBatch wb;
+    ASSERT_TRUE(wb.DeleteRange(b, e).ok());
+    c.apply_batch(wb);
+    for (auto it = store.lower_bound(b); it != store.end() && (e.empty() || it->first < e);) {
+      it = store.erase(it);
+    }
+    bool hit = false;
+    for (const std::string& k : {before, e}) {  // hits: nothing filled meanwhile
+      if (!(k == before ? before_cached : e_cached)) continue;
+      hit = false;
+      ASSERT_EQ(read(c, k, in_store(k), &hit), in_store(k));
+      EXPECT_TRUE(hit) << "round " << round << ": " << k << " is outside the range";
+    }
+    read(c, b, Opt(), &hit);
+    EXPECT_FALSE(hit) << "round " << round << ": " << b << " survived its range";
+    const auto st = c.stats();
+    ASSERT_LE(st.bytes, max);
+    ASSERT_EQ(st.bytes == 0, st.entries == 0);
+  }
+  EXPECT_GT(c.stats().evictions, 0u);
+  EXPECT_GT(c.stats().hits, 1000u);
+  // Everything, then nothing.
+  c.erase_range("", "");
+  EXPECT_EQ(c.stats().entries, 0u);
+  EXPECT_EQ(c.stats().bytes, 0u);
+  ASSERT_EQ(read(c, key(1), Opt("x")), Opt("x"));
+  bool hit = false;
+  read(c, key(1), Opt("y"), &hit);
+  EXPECT_TRUE(hit);
 }
 
 }  // namespace
