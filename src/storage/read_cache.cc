@@ -69,7 +69,7 @@ void ReadCache::fill(std::string_view key, const std::optional<std::string>& val
   if (generation != generation_) return;  // a write came between the read and now
   auto [it, inserted] = map_.try_emplace(std::string(key));
   if (inserted) {
-    it->second.pos = order_.insert(std::string_view(it->first)).first;
+    link_locked(it);
   } else {
     bytes_ -= charge(it->first, it->second.value);
   }
@@ -114,23 +114,71 @@ void ReadCache::erase_locked(std::string_view key) {
 
 void ReadCache::erase_entry_locked(Map::iterator it) {
   bytes_ -= charge(it->first, it->second.value);
-  order_.erase(it->second.pos);  // before the key it views goes
+  unlink_locked(&it->second);
   map_.erase(it);
+}
+
+uint64_t ReadCache::group_of(std::string_view key) {
+  return std::hash<std::string_view>{}(key.substr(0, kGroupPrefixBytes));
+}
+
+void ReadCache::link_locked(Map::iterator it) {
+  Entry* e = &it->second;
+  e->key = &it->first;
+  auto [g, inserted] = groups_.try_emplace(group_of(it->first), e);
+  if (!inserted) {
+    e->next = g->second;
+    g->second->prev = e;
+    g->second = e;
+  }
+}
+
+void ReadCache::unlink_locked(Entry* e) {
+  if (e->next != nullptr) e->next->prev = e->prev;
+  if (e->prev != nullptr) {
+    e->prev->next = e->next;
+  } else {  // the group's first entry
+    auto g = groups_.find(group_of(*e->key));
+    QKV_CHECK(g != groups_.end() && g->second == e) << "read cache: group list out of step";
+    if (e->next != nullptr) {
+      g->second = e->next;
+    } else {
+      groups_.erase(g);
+    }
+  }
+  e->prev = e->next = nullptr;
 }
 
 void ReadCache::erase_range_locked(std::string_view begin, std::string_view end) {
   // An empty end: no end.
   if (begin.empty() && end.empty()) {
-    order_.clear();
+    groups_.clear();
     map_.clear();
     bytes_ = 0;
     return;
   }
-  for (auto o = order_.lower_bound(begin); o != order_.end() && (end.empty() || *o < end);) {
-    auto it = map_.find(*o);
-    QKV_CHECK(it != map_.end()) << "read cache: ordered index out of step with the table";
-    ++o;
-    erase_entry_locked(it);
+  auto in_range = [&](std::string_view k) { return k >= begin && (end.empty() || k < end); };
+  const size_t p = kGroupPrefixBytes;
+  if (begin.size() >= p && end.size() >= p && begin.compare(0, p, end, 0, p) == 0) {
+    // Every key in [begin, end) starts with the ends' shared prefix: only
+    // that group can hold one (a hash collision adds others, checked too).
+    auto g = groups_.find(group_of(begin));
+    if (g == groups_.end()) return;
+    for (Entry* e = g->second; e != nullptr;) {
+      Entry* next = e->next;  // `g` may go with the last entry: not used again
+      if (in_range(*e->key)) {
+        auto it = map_.find(*e->key);
+        QKV_CHECK(it != map_.end()) << "read cache: group list out of step";
+        erase_entry_locked(it);
+      }
+      e = next;
+    }
+    return;
+  }
+  for (auto it = map_.begin(); it != map_.end();) {
+    auto next = std::next(it);
+    if (in_range(it->first)) erase_entry_locked(it);
+    it = next;
   }
 }
 

@@ -19,19 +19,27 @@
 // Bounded by bytes_max (key + value + kEntryOverhead per entry); values
 // above value_bytes_max, or above a quarter of bytes_max, are not kept.
 // Eviction is CLOCK over the hash table's buckets: an entry read since the
-// hand last passed survives one more turn. The keys are also kept in order
-// (a set of views of the table's keys), so a range deletion costs the keys
-// it reaches, not a pass over the whole table: deleting or trimming a large
-// collection is a range deletion on every node's apply. Thread-safe (one
-// mutex; the node reads and applies on one thread, so it is never
-// contended there).
+// hand last passed survives one more turn.
+//
+// Range deletions: the entries whose keys share their first
+// kGroupPrefixBytes bytes are linked in a list (a group), found by a hash of
+// that prefix. A range whose two ends share that prefix can only reach keys
+// of that group, so it costs the group's entries, not a pass over the whole
+// table. Deleting or trimming a large collection is such a range, applied on
+// every node (the store's keys are a tag and a group id, then the kv
+// layout's element prefix: a tag and the key's 8-byte position, 18 bytes in
+// all: docs/KV_FORMAT.md); wider ranges (FLUSHALL, a snapshot install, a
+// group dropped) still pass over the table. Only performance depends on
+// that layout; any range is erased exactly.
+//
+// Thread-safe (one mutex; the node reads and applies on one thread, so it
+// is never contended there).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -45,10 +53,13 @@ namespace qkv::storage {
 class ReadCache {
  public:
   // Bytes counted per entry beyond its key and value: the hash table's node
-  // (96 with jemalloc's size classes) and bucket (8), the ordered index's
-  // node (48), and the rounding of the key's and value's own allocations
-  // (read_cache_bench: 321 bytes of RSS for an entry charged 301 at 176).
-  static constexpr uint64_t kEntryOverhead = 192;
+  // (128 with jemalloc's size classes) and bucket (8), its group's node and
+  // bucket (40, when its prefix is its own), and the rounding of the key's
+  // and value's own allocations (read_cache_bench: 369 bytes of RSS for a
+  // 34-byte key and a 100-byte value, counted as 366).
+  static constexpr uint64_t kEntryOverhead = 232;
+  // Keys sharing this many first bytes form a group (above).
+  static constexpr size_t kGroupPrefixBytes = 18;
   // No value larger than this share of the cache is kept (whatever
   // value_bytes_max says), so one entry never evicts most of the others.
   static constexpr uint64_t kValueShareDivisor = 4;
@@ -79,11 +90,13 @@ class ReadCache {
   uint64_t bytes_max() const { return bytes_max_; }
 
  private:
-  using Order = std::set<std::string_view, std::less<>>;
   struct Entry {
     std::optional<std::string> value;
     bool referenced = false;
-    Order::iterator pos;  // this entry's key in order_
+    // Its group's list, and its key (the table's, which never moves).
+    Entry* prev = nullptr;
+    Entry* next = nullptr;
+    const std::string* key = nullptr;
   };
   struct Hash {
     using is_transparent = void;
@@ -98,6 +111,9 @@ class ReadCache {
   void put_locked(std::string_view key, std::string_view value);
   void erase_locked(std::string_view key);
   void erase_entry_locked(Map::iterator it);
+  static uint64_t group_of(std::string_view key);
+  void link_locked(Map::iterator it);
+  void unlink_locked(Entry* e);
   void erase_range_locked(std::string_view begin, std::string_view end);
   void evict_locked();
 
@@ -105,7 +121,7 @@ class ReadCache {
   const uint64_t value_bytes_max_;
   mutable std::mutex mu_;
   Map map_;                  // guarded by mu_
-  Order order_;              // guarded by mu_; views of map_'s keys (nodes never move)
+  std::unordered_map<uint64_t, Entry*> groups_;  // guarded by mu_; a group's first entry
   uint64_t bytes_ = 0;       // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_; raised by every write
   size_t hand_ = 0;          // guarded by mu_; the CLOCK hand (a bucket)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -134,34 +135,40 @@ TEST(ReadCache, StaysWithinItsBytesAndKeepsWhatIsReadOften) {
   EXPECT_EQ(tiny.stats().bytes, 0u);
 }
 
-// Range deletions go through the ordered index (not a pass over the table):
-// each erases exactly the cached keys in [begin, end), an empty end reaching
-// to the last key, and the table, the index and the byte count stay in step
+// Range deletions, through a prefix group or a pass over the table: each
+// erases exactly the cached keys in [begin, end), an empty end reaching to
+// the last key, and the table, the groups and the byte count stay in step
 // through fills, updates and evictions.
 TEST(ReadCache, RangeDeletionsEraseExactlyTheKeysInTheirRange) {
+  // Three groups of 1,000 keys (a group: keys sharing their first
+  // kGroupPrefixBytes bytes), plus short keys that belong to no shared
+  // group. A range within one group goes through that group's list; one
+  // that crosses into the next group, or has no end, through the table.
   auto key = [](int i) {
     char b[16];
-    std::snprintf(b, sizeof b, "k%04d", i);
-    return std::string(b);
+    std::snprintf(b, sizeof b, "%04d", i % 1000);
+    if (i >= 3000) return "s" + std::string(b);  // shorter than a group prefix
+    return std::string(ReadCache::kGroupPrefixBytes, static_cast<char>('a' + i / 1000)) + b;
   };
-  const uint64_t max = 300 * (ReadCache::kEntryOverhead + 5 + 3);
+  const uint64_t max = 400 * (ReadCache::kEntryOverhead + 22 + 3);
   ReadCache c(max, 1 << 10);
   std::map<std::string, Opt> store;  // what the "store" holds
   std::mt19937 rng(5);
-  for (int round = 0; round < 300; round++) {
+  for (int round = 0; round < 1500; round++) {
     for (int n = 0; n < 20; n++) {
-      const std::string k = key(static_cast<int>(rng() % 1000));
+      const std::string k = key(static_cast<int>(rng() % 4000));
       Opt want = store.count(k) ? store[k] : Opt();
       ASSERT_EQ(read(c, k, want), want) << k;
     }
     if (rng() % 3 == 0) {  // an update through a batch
-      const std::string k = key(static_cast<int>(rng() % 1000));
+      const std::string k = key(static_cast<int>(rng() % 4000));
       rocksdb::WriteBatch wb;
       ASSERT_TRUE(wb.Put(k, "u" + std::to_string(round)).ok());
       c.apply_batch(wb);
       store[k] = "u" + std::to_string(round);
     }
-    int lo = static_cast<int>(rng() % 1000), hi = lo + 1 + static_cast<int>(rng() % 40);
+    int lo = static_cast<int>(rng() % 3990), hi = lo + 1 + static_cast<int>(rng() % 40);
+    if (lo >= 3000) hi = std::min(hi, 3999);
     std::string b = key(lo), e = rng() % 10 == 0 ? std::string() : key(hi);
     auto in_store = [&](const std::string& k) { return store.count(k) ? store[k] : Opt(); };
     // Cached before the deletion: its first key, and the keys just outside.
