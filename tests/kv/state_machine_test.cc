@@ -98,6 +98,39 @@ TEST(KvStateMachine, OnlyReadsFillTheReadCache) {
   EXPECT_EQ(kv({"GET", "k7"}), Nil());
 }
 
+// Deleting a collection of more than 64 elements is one range deletion,
+// which reaches the read cache through the element prefix's group
+// (src/storage/read_cache.h): the deleted elements read back gone, and
+// the cached elements of another collection stay cached.
+TEST(KvStateMachine, LargeCollectionsDeletedUnderTheReadCacheReadBackGone) {
+  KvHarness kv;
+  for (const std::string h : {"h1", "h2"}) {
+    std::vector<std::string> args = {"HSET", h};
+    for (int i = 0; i < 100; i++) {
+      args.push_back("f" + std::to_string(i));
+      args.push_back(h + "v" + std::to_string(i));
+    }
+    EXPECT_EQ(kv.run(args), Int(100));
+    EXPECT_EQ(kv({"SADD", "s" + h, "a", "b"}), Int(2));
+  }
+  for (int i = 0; i < 100; i += 7) {
+    EXPECT_EQ(kv({"HGET", "h1", "f" + std::to_string(i)}), Bulk("h1v" + std::to_string(i)));
+    EXPECT_EQ(kv({"HGET", "h2", "f" + std::to_string(i)}), Bulk("h2v" + std::to_string(i)));
+  }
+  EXPECT_EQ(kv({"DEL", "h1"}), Int(1));
+  const uint64_t hits = kv.store().read_cache_stats().hits;
+  for (int i = 0; i < 100; i += 7) {
+    EXPECT_EQ(kv({"HGET", "h1", "f" + std::to_string(i)}), Nil()) << i;
+    EXPECT_EQ(kv({"HGET", "h2", "f" + std::to_string(i)}), Bulk("h2v" + std::to_string(i)));
+  }
+  EXPECT_GE(kv.store().read_cache_stats().hits, hits + 15) << "h2's fields stayed cached";
+  EXPECT_EQ(kv({"HLEN", "h1"}), Int(0));
+  // Made again: the new fields, not the deleted ones.
+  EXPECT_EQ(kv({"HSET", "h1", "f7", "again"}), Int(1));
+  EXPECT_EQ(kv({"HGET", "h1", "f7"}), Bulk("again"));
+  EXPECT_EQ(kv({"HGET", "h1", "f14"}), Nil());
+}
+
 TEST(KvStateMachine, BatchesRunInOrderWithConcatenatedReplies) {
   KvHarness kv;
   std::vector<std::string_view> a = {"SET", "n", "10"}, b = {"INCR", "n"}, c = {"GET", "n"},
