@@ -3,6 +3,10 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <string>
+
+#include "cluster/node.h"
+
 namespace qkv::server {
 
 Result<HostPort> parse_host_port(const std::string& s) {
@@ -42,10 +46,12 @@ Status ServerConfig::validate() const {
   if (read_mode != "readindex" && read_mode != "lease") {
     return bad("read-mode must be readindex or lease");
   }
-  // A lease ends 2 ticks before a follower may vote (the tick granularity
-  // on each side), and should last at least 2 ticks.
-  if (read_mode == "lease" && election_ticks < 4) {
-    return bad("read-mode lease needs election-ticks of at least 4 (or use read-mode readindex)");
+  // A lease ends the node's lease margin before a follower may vote (the
+  // tick granularity on each side), and should last at least as long again.
+  const int lease_ticks_min = 2 * cluster::NodeOptions{}.lease_margin_ticks;
+  if (read_mode == "lease" && election_ticks < lease_ticks_min) {
+    return bad("read-mode lease needs election-ticks of at least " +
+               std::to_string(lease_ticks_min) + " (or use read-mode readindex)");
   }
   if (!initial_cluster.empty() && !initial_cluster.count(name) && !join) {
     return bad("--initial-cluster does not name this node ('" + name + "')");

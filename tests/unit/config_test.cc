@@ -36,7 +36,11 @@ TEST(ConfigTest, BadValuesAreClearErrors) {
   EXPECT_EQ(parse_config_args({"--listen-client", "nohostport"}).code(), Code::kInvalidArgument);
   EXPECT_EQ(parse_config_args({"--listen-client", "h:99999"}).code(), Code::kInvalidArgument);
   EXPECT_EQ(parse_config_args({"--read-mode", "sloppy"}).code(), Code::kInvalidArgument);
-  EXPECT_EQ(parse_config_args({"--election-ticks", "3"}).code(), Code::kInvalidArgument);
+  auto short_lease = parse_config_args({"--election-ticks", "3"});
+  EXPECT_EQ(short_lease.code(), Code::kInvalidArgument);
+  EXPECT_NE(short_lease.status().message().find("election-ticks of at least 4"), std::string::npos)
+      << short_lease.status().message();
+  EXPECT_TRUE(parse_config_args({"--election-ticks", "4"}).is_ok());
   EXPECT_TRUE(parse_config_args({"--election-ticks", "3", "--read-mode", "readindex"}).is_ok());
   EXPECT_EQ(parse_config_args({"--name", "x", "--initial-cluster", "a=h:1"}).code(),
             Code::kInvalidArgument);  // does not name this node
