@@ -28,9 +28,10 @@
 // table. Deleting or trimming a large collection is such a range, applied on
 // every node (the store's keys are a tag and a group id, then the kv
 // layout's element prefix: a tag and the key's 8-byte position, 18 bytes in
-// all: docs/KV_FORMAT.md); wider ranges (FLUSHALL, a snapshot install, a
-// group dropped) still pass over the table. Only performance depends on
-// that layout; any range is erased exactly.
+// all: docs/KV_FORMAT.md; KvLayout.ACollectionsElementRangeIsOneReadCacheGroup
+// pins it); wider ranges (FLUSHALL, a snapshot install, a group dropped)
+// still pass over the table. Only performance depends on that layout; any
+// range is erased exactly.
 //
 // Thread-safe (one mutex; the node reads and applies on one thread, so it
 // is never contended there).

@@ -9,6 +9,8 @@
 
 #include "kv/glob.h"
 #include "kv/txn.h"
+#include "storage/read_cache.h"
+#include "storage/state_store.h"
 #include "kv_test_util.h"
 
 namespace qkv::kv {
@@ -145,6 +147,27 @@ TEST(KvLayout, ElementKeys) {
   EXPECT_EQ(prefix_end("ab"), "ac");
   EXPECT_EQ(prefix_end(std::string("a\xff", 2)), "b");
   EXPECT_EQ(prefix_end("\xff"), "");
+}
+
+// The read cache groups keys by their first ReadCache::kGroupPrefixBytes
+// bytes in the store, so that deleting a collection (a range from its
+// element prefix to that prefix's end) walks only that collection's cached
+// elements (storage/read_cache.h). That rests on this layout: the store's
+// tag and group id, then an element key's tag and 8-byte position.
+TEST(KvLayout, ACollectionsElementRangeIsOneReadCacheGroup) {
+  constexpr size_t n = storage::ReadCache::kGroupPrefixBytes;
+  for (const std::string key : {"", "h", "a much longer key than the prefix"}) {
+    const std::string begin = storage::state_data_key(7, element_prefix(key));
+    const std::string end = storage::state_data_key(7, prefix_end(element_prefix(key)));
+    const std::string elem = storage::state_data_key(7, element_key(key, "field"));
+    ASSERT_GE(begin.size(), n);
+    ASSERT_GE(end.size(), n);
+    EXPECT_EQ(begin.substr(0, n), end.substr(0, n)) << "key '" << key << "'";
+    EXPECT_EQ(begin.substr(0, n), elem.substr(0, n)) << "key '" << key << "'";
+  }
+  // Different collections land in different groups (their positions).
+  EXPECT_NE(storage::state_data_key(7, element_prefix("h1")).substr(0, n),
+            storage::state_data_key(7, element_prefix("h2")).substr(0, n));
 }
 
 TEST(KvLayout, CollectionMetaRoundTrips) {
