@@ -333,27 +333,30 @@ void Node::run_ready_loop() {
   }
   if (staged) {
     persisting_ = true;
-    auto alive = alive_;
-    auto sync = [this, alive] {
+    if (!leader_staged && opts_.follower_sync_inline) {
+      // ARCHITECTURE decision 22: a follower syncs on its io thread, and
+      // finishes the Readies at once: its acknowledgements leave before it
+      // applies what they carried committed (finish_ready sends, then
+      // applies), so the leader's commit does not wait for this apply.
       auto t0 = Clock::now();
       bool synced = false;
       Status st = log_store_->flush(&synced);
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-      asio::post(io_, [this, alive, st, us, synced] {
+      if (synced) note_fsync(Clock::now() - t0);
+      on_persisted(st);
+      return;
+    }
+    auto alive = alive_;
+    asio::post(persist_pool_, [this, alive] {
+      auto t0 = Clock::now();
+      bool synced = false;
+      Status st = log_store_->flush(&synced);
+      auto took = Clock::now() - t0;
+      asio::post(io_, [this, alive, st, took, synced] {
         if (!*alive) return;
-        if (synced) {
-          size_t b = 0;
-          while (b < fsync_bucket_us_.size() && static_cast<uint64_t>(us) > fsync_bucket_us_[b]) b++;
-          fsync_counts_[b]++;
-        }
+        if (synced) note_fsync(took);
         on_persisted(st);
       });
-    };
-    if (!leader_staged && opts_.follower_sync_inline) {
-      sync();  // ARCHITECTURE decision 22: a follower syncs on its io thread
-    } else {
-      asio::post(persist_pool_, std::move(sync));
-    }
+    });
   }
   // While the disk works: finish the Readies that wrote nothing, and apply
   // what the others hand out that is already durable here.
@@ -368,6 +371,13 @@ void Node::run_ready_loop() {
     if (stopped_) return;
   }
   if (handled && !staged) kick();
+}
+
+void Node::note_fsync(Clock::duration took) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+  size_t b = 0;
+  while (b < fsync_bucket_us_.size() && static_cast<uint64_t>(us) > fsync_bucket_us_[b]) b++;
+  fsync_counts_[b]++;
 }
 
 void Node::on_persisted(Status st) {

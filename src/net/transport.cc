@@ -150,6 +150,7 @@ bool PeerTransport::enqueue(uint64_t to, netpb::PeerFrame item, size_t bytes) {
     p.stats.dropped++;
     return false;
   }
+  p.stats.accepted++;
   if (p.idle && p.pending.empty() && p.queue.empty()) {
     // Nothing ahead of it: write the frame now rather than when the writer
     // runs next (after the handler that sent it, e.g. a whole Ready: an

@@ -45,6 +45,7 @@ struct TransportOptions {
 struct PeerStats {
   bool connected = false;
   uint64_t frames_sent = 0, messages_sent = 0, bytes_sent = 0;
+  uint64_t accepted = 0;  // items send() and the like took (written since, or queued)
   uint64_t dropped = 0;  // queue full or connection lost
   uint64_t connects = 0, connect_failures = 0;
   size_t queued = 0;

@@ -552,6 +552,35 @@ void Raft::bcast_append() {
   }
 }
 
+// Tells every follower a new commit index. A follower in Replicate state
+// that was sent everything gets an unanswered commit_only append (its
+// answer would repeat what the leader knows); the others get what
+// maybe_send_append() sends them.
+void Raft::bcast_commit() {
+  for (auto& [id, pr] : trk_.progress) {
+    if (id == id_) continue;
+    if (pr.state != ProgressState::kReplicate || pr.is_paused() ||
+        pr.next <= log_.last_index()) {
+      maybe_send_append(id, true);
+      continue;
+    }
+    uint64_t prev = pr.next - 1;
+    auto prev_term = log_.term(prev);
+    if (!prev_term.is_ok()) {
+      maybe_send_append(id, true);
+      continue;
+    }
+    Message m;
+    m.set_to(id);
+    m.set_type(raftpb::MSG_APP);
+    m.set_index(prev);
+    m.set_log_term(*prev_term);
+    m.set_commit(log_.committed());
+    m.set_commit_only(true);
+    send(std::move(m));
+  }
+}
+
 bool Raft::maybe_send_append(uint64_t to, bool send_if_empty) {
   Progress& pr = trk_.progress.at(to);
   if (pr.is_paused()) return false;
@@ -682,6 +711,7 @@ void Raft::handle_append_entries(const Message& m) {
   }
   std::vector<Entry> ents(m.entries().begin(), m.entries().end());
   if (auto last_new = log_.maybe_append(m.index(), m.log_term(), m.commit(), ents)) {
+    if (m.commit_only() && ents.empty()) return;  // nothing to tell (raft.proto)
     r.set_index(*last_new);
     send(std::move(r));
     return;
@@ -827,7 +857,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     }
     if (maybe_commit()) {
       on_commit_advanced();
-      bcast_append();  // tell followers the new commit index
+      bcast_commit();
     } else if (was_paused) {
       maybe_send_append(m.from(), true);
     }
@@ -1162,7 +1192,7 @@ void Raft::on_persisted(uint64_t last_index, uint64_t last_term, uint64_t snapsh
   Progress& self = trk_.progress.at(id_);
   if (self.maybe_update(log_.persisted_index()) && maybe_commit()) {
     on_commit_advanced();
-    bcast_append();
+    bcast_commit();
   }
 }
 

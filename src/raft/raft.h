@@ -143,6 +143,7 @@ class Raft {
   void send(Message m);
   Proposed append_entry(Entry e);
   void bcast_append();
+  void bcast_commit();
   bool maybe_send_append(uint64_t to, bool send_if_empty);
   bool maybe_send_snapshot(uint64_t to, Progress& pr);
   void send_snapshot_chunks(uint64_t to, Progress& pr);

@@ -115,6 +115,7 @@ std::string fmt_message(const raft::Message& m) {
     s += " index=" + std::to_string(m.index());
   }
   if (m.commit() != 0) s += " commit=" + std::to_string(m.commit());
+  if (m.commit_only()) s += " commit-only";
   if (m.entries_size() > 0) {
     s += " entries=[";
     for (int i = 0; i < m.entries_size(); ++i) {

@@ -8,7 +8,9 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <mutex>
+#include <thread>
 
 #include "storage/file_system.h"
 
@@ -41,6 +43,7 @@ class ListMachine : public GroupStateMachine {
       term_ = e.term();
       if (e.type() == raftpb::ENTRY_NORMAL && !e.data().empty()) values.push_back(e.data());
       results->push_back("ok:" + std::to_string(values.size()));
+      if (on_apply) on_apply(e);
     }
     if (conf) conf_ = *conf;
     return Status::ok();
@@ -86,6 +89,7 @@ class ListMachine : public GroupStateMachine {
   raftpb::ConfState conf_state() const override { return conf_; }
   std::vector<std::string> values;
   int restores = 0;
+  std::function<void(const raftpb::Entry&)> on_apply;  // after each entry
 
  private:
   uint64_t applied_ = 0;
@@ -145,10 +149,12 @@ class GatedFileSystem final : public storage::MemFileSystem {
     std::lock_guard<std::mutex> l(gate_mu_);
     return waiting_;
   }
+  std::function<void()> on_wal_sync;  // before each WAL sync, on the syncing thread
 
  protected:
   Status on_sync(const std::string& path, File& f) override {
     if (path.find("/wal/") == std::string::npos) return Status::ok();
+    if (on_wal_sync) on_wal_sync();
     std::unique_lock<std::mutex> l(gate_mu_);
     waiting_++;
     gate_cv_.wait(l, [&] { return !held_ || failing_; });
@@ -220,7 +226,7 @@ class ClusterNodeTest : public ::testing::Test {
   }
   // Restarts the cluster on gated in-memory disks, with an election timeout
   // long enough (1 s) that a held sync does not depose the leader.
-  void restart_on_gated_disks() {
+  void restart_on_gated_disks(bool follower_sync_inline = false) {
     nodes_.clear();
     io_.run_for(std::chrono::milliseconds(20));
     for (auto& [id, o] : options_) {
@@ -229,8 +235,9 @@ class ClusterNodeTest : public ::testing::Test {
       o.data_dir = "/mem/n" + std::to_string(id);
       o.election_ticks = 100;
       // A gate holds a sync until the test releases it, and every node runs
-      // on this one thread: a follower syncing on it would stop them all.
-      o.follower_sync_inline = false;
+      // on this one thread: a follower syncing on it would stop them all
+      // (so a test that syncs inline holds no follower's gate).
+      o.follower_sync_inline = follower_sync_inline;
       machines_[id] = std::make_shared<ListMachine>();
     }
     for (uint64_t id = 1; id <= 3; id++) start(id);
@@ -387,6 +394,70 @@ TEST_F(ClusterNodeTest, NoAnswerBeforeAMajorityHasSynced) {
   disks_[followers[0]]->release();  // one follower + the leader: a majority
   ASSERT_TRUE(run_until([&] { return done == 5; }));
   disks_[followers[1]]->release();
+}
+
+// A follower that syncs on its io thread (decision 22) sends the
+// acknowledgement of what it synced before it applies the entries that came
+// committed along with them: the leader's next commit waits for the
+// follower's sync, never for its apply. Checked on every apply of a follower
+// after its first sync: something was handed to the leader's connection
+// since that sync (the acknowledgement).
+TEST_F(ClusterNodeTest, AFollowerAcknowledgesBeforeItApplies) {
+  restart_on_gated_disks(/*follower_sync_inline=*/true);
+  ASSERT_TRUE(run_until([&] { return leader() != 0; }));
+  uint64_t l = leader();
+  bool warm = false;
+  nodes_[l]->propose(1, "warm", [&](Status s, std::string) { warm = s.is_ok(); });
+  ASSERT_TRUE(run_until([&] { return warm; }));
+  const auto io_thread = std::this_thread::get_id();
+  std::map<uint64_t, uint64_t> at_sync;  // by follower: accepted at its last sync
+  int checked = 0, late = 0;
+  std::vector<uint64_t> followers;
+  for (uint64_t id = 1; id <= 3; id++) {
+    if (id == l) continue;
+    followers.push_back(id);
+    disks_[id]->on_wal_sync = [&, id] {
+      if (std::this_thread::get_id() != io_thread) return;  // not an inline sync
+      at_sync[id] = nodes_[id]->transport().stats(l).accepted;
+    };
+    machines_[id]->on_apply = [&, id](const raftpb::Entry&) {
+      if (!at_sync.count(id)) return;
+      checked++;
+      if (nodes_[id]->transport().stats(l).accepted <= at_sync[id]) late++;
+    };
+  }
+  // Writes proposed together and writes proposed as the one before is
+  // answered: the followers' appends come with and without commits.
+  int done = 0;
+  for (int i = 0; i < 30; i++) {
+    nodes_[l]->propose(1, "a" + std::to_string(i), [&](Status s, std::string) {
+      EXPECT_TRUE(s.is_ok()) << s.to_string();
+      done++;
+    });
+  }
+  std::function<void(int)> chain = [&](int i) {
+    if (i == 30) return;
+    nodes_[l]->propose(1, "b" + std::to_string(i), [&, i](Status s, std::string) {
+      EXPECT_TRUE(s.is_ok()) << s.to_string();
+      done++;
+      chain(i + 1);
+    });
+  };
+  chain(0);
+  ASSERT_TRUE(run_until([&] {
+    if (done != 60) return false;
+    for (uint64_t f : followers) {
+      if (machines_[f]->values.size() != 61) return false;
+    }
+    return true;
+  }));
+  for (uint64_t f : followers) {
+    machines_[f]->on_apply = nullptr;
+    disks_[f]->on_wal_sync = nullptr;
+  }
+  EXPECT_GT(checked, 0);
+  EXPECT_EQ(late, 0) << "of " << checked << " applies on followers, " << late
+                     << " came before the acknowledgement of their sync";
 }
 
 // The leader applies an entry only once it is durable in its own log, even

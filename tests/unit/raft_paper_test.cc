@@ -756,6 +756,66 @@ TEST(RaftPaperTest, LeaderCommitsEntryOnceReplicatedOnMajority) {
   }
 }
 
+// Not a rule of the paper but a message it leaves open: a leader tells a
+// follower that holds everything of a new commit index with a commit_only
+// append, and an accepted one is not answered (the answer would repeat the
+// follower's last acknowledgement; raft.proto). A follower that does not
+// hold the entry the append names still answers, with a rejection, so the
+// leader learns it has to probe.
+TEST(RaftPaperTest, CommitOnlyAppendsAreAnsweredOnlyWhenRejected) {
+  {
+    SCOPED_TRACE("leader");
+    Network net({1, 2, 3});
+    net.add(1);
+    ASSERT_NO_FATAL_FAILURE(elect_with_virtual_peers(net, 1));
+    auto p = net.node(1).propose("x");
+    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+    net.process(1);
+    net.take_all();
+    ack_append(net, 1, {2}, p->index);
+    ASSERT_EQ(net.hard_state(1).commit(), p->index);
+    auto apps = of_type(net.take_all(), raftpb::MSG_APP);
+    // Both followers were sent the entry (3 has not acknowledged it yet): each
+    // is told the commit index with an empty commit_only append after it.
+    EXPECT_EQ(recipients(apps), (std::set<uint64_t>{2, 3})) << describe(apps);
+    for (const Message& m : apps) {
+      EXPECT_TRUE(m.commit_only()) << describe(m);
+      EXPECT_EQ(m.entries_size(), 0) << describe(m);
+      EXPECT_EQ(m.index(), p->index) << describe(m);
+      EXPECT_EQ(m.log_term(), p->term) << describe(m);
+      EXPECT_EQ(m.commit(), p->index) << describe(m);
+    }
+  }
+  {
+    SCOPED_TRACE("follower");
+    Network net({1, 2, 3});
+    net.add(1, new_storage({1, 2, 3}, {}, /*hard_term=*/2));
+    (void)net.step(make_app(2, 1, 2, 1, 1, {make_entry(2, 2, "a")}, 1));
+    ASSERT_EQ(of_type(net.take_all(), raftpb::MSG_APP_RESP).size(), 1u);
+    Message commit = make_app(2, 1, 2, 2, 2, {}, 2);
+    commit.set_commit_only(true);
+    (void)net.step(commit);
+    EXPECT_EQ(net.hard_state(1).commit(), 2u);
+    EXPECT_EQ(applied_data(net.member(1)), std::vector<std::string>{"a"});
+    auto resps = of_type(net.take_all(), raftpb::MSG_APP_RESP);
+    EXPECT_TRUE(resps.empty()) << "an accepted commit_only append was answered: "
+                               << describe(resps);
+    // One naming an entry this follower lacks is rejected, and says so.
+    Message ahead = make_app(2, 1, 2, 5, 2, {}, 5);
+    ahead.set_commit_only(true);
+    (void)net.step(ahead);
+    resps = of_type(net.take_all(), raftpb::MSG_APP_RESP);
+    ASSERT_EQ(resps.size(), 1u) << describe(resps);
+    EXPECT_TRUE(resps[0].reject()) << describe(resps[0]);
+    EXPECT_EQ(net.hard_state(1).commit(), 2u);
+    // A plain empty append (a probe) is still answered.
+    (void)net.step(make_app(2, 1, 2, 2, 2, {}, 2));
+    resps = of_type(net.take_all(), raftpb::MSG_APP_RESP);
+    ASSERT_EQ(resps.size(), 1u) << describe(resps);
+    EXPECT_FALSE(resps[0].reject()) << describe(resps[0]);
+  }
+}
+
 // Raft thesis §10.2.1, as this core implements it: the leader's own log
 // counts toward a majority only once its entries are persisted (advance()). A
 // follower's acknowledgement arriving while the leader's own write is still
