@@ -36,6 +36,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "base/hash.h"
 #include "kv/options.h"
 
 namespace qkv::kv {
@@ -91,7 +92,7 @@ class ScriptEngine {
   void evict();
 
   const KvOptions options_;  // a copy: the caller's may not outlive the engine
-  std::unordered_map<std::string, Compiled> cache_;
+  std::unordered_map<std::string, Compiled, KeyedHash, std::equal_to<>> cache_;
   std::list<std::string> lru_;
   uint64_t cache_bytes_ = 0;
   uint64_t compilations_ = 0;

@@ -1007,7 +1007,7 @@ int string_writer(lua_State* /*L*/, const void* p, size_t size, void* ud) {
 
 const ScriptEngine::Compiled* ScriptEngine::compiled(std::string_view sha, std::string_view body,
                                                      std::string* error) {
-  if (auto it = cache_.find(std::string(sha)); it != cache_.end()) {
+  if (auto it = cache_.find(sha); it != cache_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
     return &it->second;
   }

@@ -29,6 +29,7 @@
 
 #include <asio.hpp>
 
+#include "base/hash.h"
 #include "cluster/node.h"
 #include "kv/commands.h"
 #include "kv/state_machine.h"
@@ -209,7 +210,7 @@ class Server {
   // known for entries from served_known_from_ on (not across a restart or
   // an installed snapshot). Entries below the log's first index are dropped.
   void note_served_changes(const kv::ApplyEvents& ev);
-  std::unordered_map<std::string, uint64_t> served_changes_;
+  std::unordered_map<std::string, uint64_t, KeyedHash, std::equal_to<>> served_changes_;
   uint64_t served_known_from_ = UINT64_MAX;  // set by start()
   uint64_t served_snapshots_seen_ = 0;
   static constexpr size_t kServedChangesPruneMin = 1024;  // entries before the first prune
@@ -269,7 +270,7 @@ class Server {
     std::vector<uint64_t> clients;
     std::list<const std::string*>::iterator age;
   };
-  std::unordered_map<std::string, TrackedKey> tracked_keys_;
+  std::unordered_map<std::string, TrackedKey, KeyedHash, std::equal_to<>> tracked_keys_;
   std::list<const std::string*> tracked_order_;
   std::map<uint64_t, std::weak_ptr<Client>> tracking_clients_;
   std::map<uint64_t, std::weak_ptr<Client>> bcast_clients_;

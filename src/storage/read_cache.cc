@@ -119,7 +119,7 @@ void ReadCache::erase_entry_locked(Map::iterator it) {
 }
 
 uint64_t ReadCache::group_of(std::string_view key) {
-  return std::hash<std::string_view>{}(key.substr(0, kGroupPrefixBytes));
+  return keyed_hash(key.substr(0, kGroupPrefixBytes));
 }
 
 void ReadCache::link_locked(Map::iterator it) {

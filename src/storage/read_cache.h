@@ -45,6 +45,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "base/hash.h"
+
 namespace rocksdb {
 class WriteBatch;
 }  // namespace rocksdb
@@ -99,11 +101,8 @@ class ReadCache {
     Entry* next = nullptr;
     const std::string* key = nullptr;
   };
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  using Map = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
+  // Keys come from clients: a keyed hash, so none can crowd one bucket.
+  using Map = std::unordered_map<std::string, Entry, KeyedHash, std::equal_to<>>;
 
   static uint64_t charge(std::string_view key, const std::optional<std::string>& value) {
     return key.size() + (value ? value->size() : 0) + kEntryOverhead;
