@@ -51,12 +51,15 @@ struct ProcessKey {
     unsigned char b[16];
     size_t got = 0;
     while (got < sizeof b) {
-      ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
+      // Never blocks: before the kernel's pool is ready (early boot) the
+      // fallback below is taken instead of waiting for it.
+      ssize_t n = ::getrandom(b + got, sizeof b - got, GRND_NONBLOCK);
       if (n <= 0) break;
       got += static_cast<size_t>(n);
     }
     if (got < sizeof b) {
-      // No getrandom (very old kernel): the C++ library's source.
+      // No getrandom, or its pool is not ready yet: the C++ library's source
+      // (RDRAND or /dev/urandom in libstdc++).
       std::random_device rd;
       for (auto& c : b) c = static_cast<unsigned char>(rd());
     }

@@ -26,7 +26,7 @@ uint64_t keyed_hash(std::string_view data);
 // so a std::string_view finds a std::string key (with std::equal_to<>).
 struct KeyedHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return keyed_hash(s); }
+  size_t operator()(std::string_view s) const { return keyed_hash(s); }
 };
 
 }  // namespace qkv

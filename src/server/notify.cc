@@ -241,7 +241,7 @@ void Server::send_invalidation(const std::shared_ptr<Client>& c,
 }
 
 void Server::invalidate_tracked_key(std::string_view key) {
-  auto it = tracked_keys_.find(std::string(key));
+  auto it = tracked_keys_.find(key);
   if (it == tracked_keys_.end()) return;
   std::vector<uint64_t> ids = std::move(it->second.clients);
   const std::string k = it->first;

@@ -149,12 +149,21 @@ class GatedFileSystem final : public storage::MemFileSystem {
     std::lock_guard<std::mutex> l(gate_mu_);
     return waiting_;
   }
-  std::function<void()> on_wal_sync;  // before each WAL sync, on the syncing thread
+  // Called before each WAL sync, on the syncing thread.
+  void set_on_wal_sync(std::function<void()> f) {
+    std::lock_guard<std::mutex> l(gate_mu_);
+    on_wal_sync_ = std::move(f);
+  }
 
  protected:
   Status on_sync(const std::string& path, File& f) override {
     if (path.find("/wal/") == std::string::npos) return Status::ok();
-    if (on_wal_sync) on_wal_sync();
+    std::function<void()> hook;
+    {
+      std::lock_guard<std::mutex> l(gate_mu_);
+      hook = on_wal_sync_;
+    }
+    if (hook) hook();
     std::unique_lock<std::mutex> l(gate_mu_);
     waiting_++;
     gate_cv_.wait(l, [&] { return !held_ || failing_; });
@@ -166,6 +175,7 @@ class GatedFileSystem final : public storage::MemFileSystem {
  private:
   std::mutex gate_mu_;
   std::condition_variable gate_cv_;
+  std::function<void()> on_wal_sync_;
   bool held_ = false;
   bool failing_ = false;
   int waiting_ = 0;
@@ -409,55 +419,74 @@ TEST_F(ClusterNodeTest, AFollowerAcknowledgesBeforeItApplies) {
   bool warm = false;
   nodes_[l]->propose(1, "warm", [&](Status s, std::string) { warm = s.is_ok(); });
   ASSERT_TRUE(run_until([&] { return warm; }));
-  const auto io_thread = std::this_thread::get_id();
-  std::map<uint64_t, uint64_t> at_sync;  // by follower: accepted at its last sync
-  int checked = 0, late = 0;
+  // What the hooks and callbacks touch lives as long as they do (a failing
+  // run_until returns with proposals pending; TearDown answers them).
+  struct Probe {
+    std::thread::id io_thread = std::this_thread::get_id();
+    std::map<uint64_t, uint64_t> at_sync;  // by follower: accepted at its last sync
+    int checked = 0, late = 0, done = 0;
+    std::function<void(int)> chain;
+  };
+  auto p = std::make_shared<Probe>();
   std::vector<uint64_t> followers;
   for (uint64_t id = 1; id <= 3; id++) {
-    if (id == l) continue;
-    followers.push_back(id);
-    disks_[id]->on_wal_sync = [&, id] {
-      if (std::this_thread::get_id() != io_thread) return;  // not an inline sync
-      at_sync[id] = nodes_[id]->transport().stats(l).accepted;
-    };
-    machines_[id]->on_apply = [&, id](const raftpb::Entry&) {
-      if (!at_sync.count(id)) return;
-      checked++;
-      if (nodes_[id]->transport().stats(l).accepted <= at_sync[id]) late++;
+    if (id != l) followers.push_back(id);
+  }
+  // Unset on every way out, before TearDown stops the nodes.
+  struct Unhook {
+    std::vector<std::shared_ptr<ListMachine>> machines;
+    std::vector<std::shared_ptr<GatedFileSystem>> disks;
+    ~Unhook() {
+      for (auto& m : machines) m->on_apply = nullptr;
+      for (auto& d : disks) d->set_on_wal_sync(nullptr);
+    }
+  } unhook;
+  for (uint64_t id : followers) {
+    unhook.machines.push_back(machines_[id]);
+    unhook.disks.push_back(disks_[id]);
+  }
+  for (uint64_t id : followers) {
+    Node* n = nodes_[id].get();
+    Probe* q = p.get();
+    disks_[id]->set_on_wal_sync([q, n, id, l] {
+      if (std::this_thread::get_id() != q->io_thread) return;  // not an inline sync
+      q->at_sync[id] = n->transport().stats(l).accepted;
+    });
+    machines_[id]->on_apply = [q, n, id, l](const raftpb::Entry&) {
+      if (!q->at_sync.count(id)) return;
+      q->checked++;
+      if (n->transport().stats(l).accepted <= q->at_sync[id]) q->late++;
     };
   }
   // Writes proposed together and writes proposed as the one before is
   // answered: the followers' appends come with and without commits.
-  int done = 0;
+  Node* leader_node = nodes_[l].get();
   for (int i = 0; i < 30; i++) {
-    nodes_[l]->propose(1, "a" + std::to_string(i), [&](Status s, std::string) {
+    leader_node->propose(1, "a" + std::to_string(i), [p](Status s, std::string) {
       EXPECT_TRUE(s.is_ok()) << s.to_string();
-      done++;
+      p->done++;
     });
   }
-  std::function<void(int)> chain = [&](int i) {
-    if (i == 30) return;
-    nodes_[l]->propose(1, "b" + std::to_string(i), [&, i](Status s, std::string) {
-      EXPECT_TRUE(s.is_ok()) << s.to_string();
-      done++;
-      chain(i + 1);
+  p->chain = [w = std::weak_ptr<Probe>(p), leader_node](int i) {
+    auto q = w.lock();
+    if (!q || i == 30) return;
+    leader_node->propose(1, "b" + std::to_string(i), [q, i](Status s, std::string) {
+      if (!s.is_ok()) return;  // stopped: TearDown answers what is pending
+      q->done++;
+      q->chain(i + 1);
     });
   };
-  chain(0);
+  p->chain(0);
   ASSERT_TRUE(run_until([&] {
-    if (done != 60) return false;
+    if (p->done != 60) return false;
     for (uint64_t f : followers) {
       if (machines_[f]->values.size() != 61) return false;
     }
     return true;
   }));
-  for (uint64_t f : followers) {
-    machines_[f]->on_apply = nullptr;
-    disks_[f]->on_wal_sync = nullptr;
-  }
-  EXPECT_GT(checked, 0);
-  EXPECT_EQ(late, 0) << "of " << checked << " applies on followers, " << late
-                     << " came before the acknowledgement of their sync";
+  EXPECT_GT(p->checked, 0);
+  EXPECT_EQ(p->late, 0) << "of " << p->checked << " applies on followers, " << p->late
+                        << " came before the acknowledgement of their sync";
 }
 
 // The leader applies an entry only once it is durable in its own log, even
