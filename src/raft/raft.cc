@@ -570,15 +570,20 @@ void Raft::bcast_commit() {
       maybe_send_append(id, true);
       continue;
     }
-    Message m;
-    m.set_to(id);
-    m.set_type(raftpb::MSG_APP);
-    m.set_index(prev);
-    m.set_log_term(*prev_term);
-    m.set_commit(log_.committed());
+    Message m = append_to(id, prev, *prev_term);
     m.set_commit_only(true);
     send(std::move(m));
   }
+}
+
+Message Raft::append_to(uint64_t to, uint64_t prev, uint64_t prev_term) const {
+  Message m;
+  m.set_to(to);
+  m.set_type(raftpb::MSG_APP);
+  m.set_index(prev);
+  m.set_log_term(prev_term);
+  m.set_commit(log_.committed());
+  return m;
 }
 
 bool Raft::maybe_send_append(uint64_t to, bool send_if_empty) {
@@ -592,12 +597,7 @@ bool Raft::maybe_send_append(uint64_t to, bool send_if_empty) {
     return maybe_send_snapshot(to, pr);
   }
   if (ents->empty() && !send_if_empty) return false;
-  Message m;
-  m.set_to(to);
-  m.set_type(raftpb::MSG_APP);
-  m.set_index(prev);
-  m.set_log_term(*prev_term);
-  m.set_commit(log_.committed());
+  Message m = append_to(to, prev, *prev_term);
   for (auto& e : *ents) *m.add_entries() = std::move(e);
   if (m.entries_size() > 0) {
     uint64_t last = m.entries(m.entries_size() - 1).index();

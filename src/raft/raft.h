@@ -144,6 +144,8 @@ class Raft {
   Proposed append_entry(Entry e);
   void bcast_append();
   void bcast_commit();
+  // A MSG_APP to `to` after the entry at (prev, prev_term), with our commit index.
+  Message append_to(uint64_t to, uint64_t prev, uint64_t prev_term) const;
   bool maybe_send_append(uint64_t to, bool send_if_empty);
   bool maybe_send_snapshot(uint64_t to, Progress& pr);
   void send_snapshot_chunks(uint64_t to, Progress& pr);

@@ -757,7 +757,7 @@ TEST(RaftPaperTest, LeaderCommitsEntryOnceReplicatedOnMajority) {
 }
 
 // Not a rule of the paper but a message it leaves open: a leader tells a
-// follower that holds everything of a new commit index with a commit_only
+// follower that was sent every entry of a new commit index with a commit_only
 // append, and an accepted one is not answered (the answer would repeat the
 // follower's last acknowledgement; raft.proto). A follower that does not
 // hold the entry the append names still answers, with a rejection, so the
