@@ -564,13 +564,8 @@ void Raft::bcast_commit() {
       maybe_send_append(id, true);
       continue;
     }
-    uint64_t prev = pr.next - 1;
-    auto prev_term = log_.term(prev);
-    if (!prev_term.is_ok()) {
-      maybe_send_append(id, true);
-      continue;
-    }
-    Message m = append_to(id, prev, *prev_term);
+    // Sent everything: the append names our last entry.
+    Message m = append_to(id, log_.last_index(), log_.last_term());
     m.set_commit_only(true);
     send(std::move(m));
   }

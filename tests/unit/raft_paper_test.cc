@@ -711,6 +711,18 @@ TEST(RaftPaperTest, LeaderAppendsProposalToLogAndReplicatesIt) {
   EXPECT_EQ(net.hard_state(1).commit(), commit) << "committed without any follower";
 }
 
+// Member 1 is elected over virtual peers and sends one proposal, "x", to
+// them; the queue is left empty.
+void elect_and_send_x(Network& net, Proposed* out) {
+  net.add(1);
+  ASSERT_NO_FATAL_FAILURE(elect_with_virtual_peers(net, 1));
+  auto p = net.node(1).propose("x");
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  net.process(1);
+  net.take_all();
+  *out = *p;
+}
+
 // §5.3: "A log entry is committed once the leader that created the entry has
 // replicated it on a majority of the servers ... Once a follower learns that
 // a log entry is committed, it applies the entry to its state machine."
@@ -732,12 +744,9 @@ TEST(RaftPaperTest, LeaderCommitsEntryOnceReplicatedOnMajority) {
     std::vector<uint64_t> voters;
     for (uint64_t i = 1; i <= c.size; ++i) voters.push_back(i);
     Network net(voters);
-    net.add(1);
-    ASSERT_NO_FATAL_FAILURE(elect_with_virtual_peers(net, 1));
-    auto p = net.node(1).propose("x");
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    net.process(1);
-    net.take_all();
+    Proposed x;
+    ASSERT_NO_FATAL_FAILURE(elect_and_send_x(net, &x));
+    const Proposed* p = &x;
     ack_append(net, 1, c.acks, p->index);
     EXPECT_EQ(net.hard_state(1).commit(), c.commit ? p->index : p->index - 1);
     EXPECT_EQ(applied_data(net.member(1)),
@@ -766,12 +775,9 @@ TEST(RaftPaperTest, CommitOnlyAppendsAreAnsweredOnlyWhenRejected) {
   {
     SCOPED_TRACE("leader");
     Network net({1, 2, 3});
-    net.add(1);
-    ASSERT_NO_FATAL_FAILURE(elect_with_virtual_peers(net, 1));
-    auto p = net.node(1).propose("x");
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    net.process(1);
-    net.take_all();
+    Proposed x;
+    ASSERT_NO_FATAL_FAILURE(elect_and_send_x(net, &x));
+    const Proposed* p = &x;
     ack_append(net, 1, {2}, p->index);
     ASSERT_EQ(net.hard_state(1).commit(), p->index);
     auto apps = of_type(net.take_all(), raftpb::MSG_APP);
