@@ -162,7 +162,9 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
   app.add_option("--tracking-table-max-keys", c.tracking_table_max_keys,
                  "keys CLIENT TRACKING remembers before invalidating the oldest (0: no limit)");
   app.add_option("--read-cache-bytes", c.read_cache_bytes,
-                 "memory for values reads found lately, served without RocksDB (0: none)");
+                 "memory for values read or written lately, served without RocksDB (0: none)");
+  app.add_option("--read-cache-fill-on-write", c.read_cache_fill_on_write,
+                 "writes add keys to the read cache while it has room (yes/no; never evicting)");
   app.add_option("--read-cache-value-bytes-max", c.read_cache_value_bytes_max,
                  "larger values are not kept in the read cache (at most a quarter of it)");
   app.add_option("--log-level", c.log_level, "debug, info, warn, error");
@@ -222,6 +224,10 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       num("tracking-table-max-keys", &c.tracking_table_max_keys);
       num("read-cache-bytes", &c.read_cache_bytes);
       num("read-cache-value-bytes-max", &c.read_cache_value_bytes_max);
+      if (auto x = t["read-cache-fill-on-write"].value<bool>();
+          x && app.count("--read-cache-fill-on-write") == 0) {
+        c.read_cache_fill_on_write = *x;
+      }
       str("log-level", &c.log_level);
     } catch (const toml::parse_error& e) {
       return Status(Code::kInvalidArgument,

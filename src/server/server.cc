@@ -51,6 +51,7 @@ Status Server::start() {
   storage::StateStoreOptions store_options;
   store_options.read_cache_bytes = cfg_.read_cache_bytes;
   store_options.read_cache_value_bytes_max = cfg_.read_cache_value_bytes_max;
+  store_options.read_cache_fill_on_write = cfg_.read_cache_fill_on_write;
   auto store = storage::StateStore::open(cfg_.data_dir + "/state", store_options);
   if (!store.is_ok()) return store.status();
   store_ = std::move(store).value();

@@ -334,6 +334,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"block-lease-ms", std::to_string(cfg_.block_lease_ms)},
         {"read-cache-bytes", std::to_string(cfg_.read_cache_bytes)},
         {"read-cache-value-bytes-max", std::to_string(cfg_.read_cache_value_bytes_max)},
+        {"read-cache-fill-on-write", cfg_.read_cache_fill_on_write ? "yes" : "no"},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},

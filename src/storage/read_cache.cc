@@ -42,9 +42,10 @@ class ReadCacheBatchHandler final : public rocksdb::WriteBatch::Handler {
   ReadCache* cache_;
 };
 
-ReadCache::ReadCache(uint64_t bytes_max, uint64_t value_bytes_max)
+ReadCache::ReadCache(uint64_t bytes_max, uint64_t value_bytes_max, bool fill_on_write)
     : bytes_max_(bytes_max),
-      value_bytes_max_(std::min(value_bytes_max, bytes_max / kValueShareDivisor)) {}
+      value_bytes_max_(std::min(value_bytes_max, bytes_max / kValueShareDivisor)),
+      fill_on_write_(fill_on_write) {}
 
 bool ReadCache::find(std::string_view key, std::optional<std::string>* value,
                      uint64_t* generation) {
@@ -81,7 +82,7 @@ void ReadCache::fill(std::string_view key, const std::optional<std::string>& val
 void ReadCache::apply_batch(const rocksdb::WriteBatch& wb) {
   std::lock_guard<std::mutex> lock(mu_);
   generation_++;
-  if (map_.empty()) return;
+  if (map_.empty() && !fill_on_write_) return;
   ReadCacheBatchHandler h(this);
   // Iterating a batch RocksDB has just written cannot fail; if it did, the
   // cache could hold values the store no longer has.
@@ -96,7 +97,18 @@ void ReadCache::erase_range(std::string_view begin, std::string_view end) {
 
 void ReadCache::put_locked(std::string_view key, std::string_view value) {
   auto it = map_.find(key);
-  if (it == map_.end()) return;  // writes never add keys
+  if (it == map_.end()) {
+    // Added only into free bytes: a write never evicts.
+    if (!fill_on_write_ || value.size() > value_bytes_max_ ||
+        bytes_ + key.size() + value.size() + kEntryOverhead > bytes_max_) {
+      return;
+    }
+    it = map_.try_emplace(std::string(key)).first;
+    link_locked(it);
+    it->second.value.emplace(value);
+    bytes_ += charge(it->first, it->second.value);
+    return;
+  }
   if (value.size() > value_bytes_max_) {
     erase_entry_locked(it);
     return;

@@ -2,17 +2,25 @@
 // read again does not walk RocksDB's memtables and files (a GET's largest
 // cost: docs/ARCHITECTURE.md, decision 41).
 //
+// Filled by reads, and by writes while it has room:
+//   - A read's miss is kept, evicting others if need be (the reads of
+//     applies excepted: StateStore::get's fill_cache).
+//   - With fill_on_write, a written key the cache does not hold is added
+//     when it fits in the free bytes; a write never evicts. So a working set
+//     that fits is cached on every node as it is written (a SET then finds
+//     the old record here, a new leader starts warm), while a write load
+//     larger than the cache leaves what reads keep alone instead of
+//     churning it (docs/ARCHITECTURE.md, decision 41).
+//
 // Coherent with the store by construction:
-//   - Only reads fill it (a write never adds a key, and the reads of
-//     applies do not fill it either: StateStore::get's fill_cache, so the
-//     memory of a write-only load is not spent here). A read takes the write generation
-//     before it asks RocksDB, and its answer is kept only if no write was
-//     applied to the cache since: a read that raced a write never leaves
-//     the older value behind.
+//   - A read takes the write generation before it asks RocksDB, and its
+//     answer is kept only if no write was applied to the cache since: a
+//     read that raced a write never leaves the older value behind.
 //   - Every write to the store passes here after RocksDB took it
 //     (apply_batch for a WriteBatch, erase_range for an ingested snapshot or
 //     a dropped group): a cached key it reaches takes the new value, becomes
-//     absent, or is erased (a range deletion).
+//     absent, or is erased (a range deletion); a key it adds has the value
+//     RocksDB now holds.
 //   - A failed write is fatal for the node (state_store.h): the cache then
 //     still equals what RocksDB holds.
 //
@@ -67,7 +75,7 @@ class ReadCache {
   // value_bytes_max says), so one entry never evicts most of the others.
   static constexpr uint64_t kValueShareDivisor = 4;
 
-  ReadCache(uint64_t bytes_max, uint64_t value_bytes_max);
+  ReadCache(uint64_t bytes_max, uint64_t value_bytes_max, bool fill_on_write = false);
   ReadCache(const ReadCache&) = delete;
   ReadCache& operator=(const ReadCache&) = delete;
 
@@ -80,7 +88,8 @@ class ReadCache {
   void fill(std::string_view key, const std::optional<std::string>& value, uint64_t generation);
 
   // A write RocksDB took: Put, Delete, SingleDelete and DeleteRange records
-  // update or erase the cached keys they reach.
+  // update or erase the cached keys they reach; with fill_on_write, a Put
+  // of a key not cached adds it if it fits in the free bytes.
   void apply_batch(const rocksdb::WriteBatch& wb);
   // Every key in [begin, end) is gone or changed (snapshot install, group
   // deletion).
@@ -119,6 +128,7 @@ class ReadCache {
 
   const uint64_t bytes_max_;
   const uint64_t value_bytes_max_;
+  const bool fill_on_write_;
   mutable std::mutex mu_;
   Map map_;                  // guarded by mu_
   std::unordered_map<uint64_t, Entry*> groups_;  // guarded by mu_; a group's first entry

@@ -221,7 +221,8 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir,
   store->db_.reset(db);
   if (options.read_cache_bytes > 0) {
     store->cache_ =
-        std::make_unique<ReadCache>(options.read_cache_bytes, options.read_cache_value_bytes_max);
+        std::make_unique<ReadCache>(options.read_cache_bytes, options.read_cache_value_bytes_max,
+                                    options.read_cache_fill_on_write);
   }
 
   // The layout version: written into a new store, checked in an old one.

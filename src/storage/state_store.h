@@ -65,10 +65,11 @@ struct StateStoreOptions {
   uint64_t write_buffer_bytes = 64ull << 20;
   int write_buffers_max = 3;
   uint64_t block_cache_bytes = 128ull << 20;
-  // What get() found lately (read_cache.h): bytes in all (0: no cache) and
-  // the largest value kept.
+  // What get() found lately (read_cache.h): bytes in all (0: no cache), the
+  // largest value kept, and whether writes add keys while it has room.
   uint64_t read_cache_bytes = 64ull << 20;
   uint64_t read_cache_value_bytes_max = 64ull << 10;
+  bool read_cache_fill_on_write = true;
   int background_jobs = 2;
   // Sync every apply() (not needed for safety: the Raft WAL replays).
   bool sync_writes = false;

@@ -917,9 +917,10 @@ class SnapshotTransferTest(unittest.TestCase):
             self.assertIn("receiving the snapshot", lagging.log())
 
     def test_a_node_serves_fresh_values_after_a_snapshot_replaced_what_its_read_cache_held(self):
-        # A follower's read cache holds values it read; it is frozen while
-        # the others change those keys and compact their logs past it, so it
-        # catches up by installing a snapshot while alive, cache and all.
+        # A follower's read cache holds values it applied and read; it is
+        # frozen while the others change those keys and compact their logs
+        # past it, so it catches up by installing a snapshot while alive,
+        # cache and all.
         with Cluster(3, extra=["--snapshot-entries", "50"]) as c:
             r = c.leader().client()
             keys = ["c:%d" % i for i in range(100)]
@@ -929,6 +930,15 @@ class SnapshotTransferTest(unittest.TestCase):
             lagging = c.followers()[0]
             lr = lagging.client()
             self.assertEqual(lr.config_get("read-cache-bytes"), {"read-cache-bytes": str(64 << 20)})
+            self.assertEqual(lr.config_get("read-cache-fill-on-write"),
+                             {"read-cache-fill-on-write": "yes"})
+            # Filled by what it applied, before any read (the cache has room).
+            wait_until(lambda: int(lagging.info("stats")["read_cache_entries"]) >= 101, 10,
+                       "the follower's applies to fill its read cache")
+            hits = int(lagging.info("stats")["read_cache_hits"])
+            self.assertEqual([lr.get(k) for k in keys], [b"old"] * 100)
+            self.assertEqual(lr.hget("h", "f"), b"old")
+            self.assertGreaterEqual(int(lagging.info("stats")["read_cache_hits"]) - hits, 101)
             for _ in range(2):
                 self.assertEqual([lr.get(k) for k in keys], [b"old"] * 100)
                 self.assertEqual(lr.hget("h", "f"), b"old")

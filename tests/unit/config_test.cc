@@ -30,6 +30,17 @@ TEST(ConfigTest, FlagsParse) {
   ASSERT_TRUE(rc.is_ok()) << rc.status().to_string();
   EXPECT_EQ(rc->read_cache_bytes, 1048576u);
   EXPECT_EQ(rc->read_cache_value_bytes_max, 100u);
+  EXPECT_TRUE(rc->read_cache_fill_on_write);
+  for (const char* no : {"no", "false", "0"}) {
+    auto off = parse_config_args({"--read-cache-fill-on-write", no});
+    ASSERT_TRUE(off.is_ok()) << no << ": " << off.status().to_string();
+    EXPECT_FALSE(off->read_cache_fill_on_write) << no;
+  }
+  auto on = parse_config_args({"--read-cache-fill-on-write", "yes"});
+  ASSERT_TRUE(on.is_ok()) << on.status().to_string();
+  EXPECT_TRUE(on->read_cache_fill_on_write);
+  EXPECT_EQ(parse_config_args({"--read-cache-fill-on-write", "maybe"}).code(),
+            Code::kInvalidArgument);
 }
 
 TEST(ConfigTest, BadValuesAreClearErrors) {

@@ -100,6 +100,56 @@ TEST(ReadCache, WritesUpdateCachedKeysAndNeverAddKeys) {
   EXPECT_FALSE(hit);
 }
 
+TEST(ReadCache, WithFillOnWriteWritesAddKeysIntoFreeBytesAndNeverEvict) {
+  // Room for 4 entries with 1-byte keys and values of up to 10 bytes.
+  const uint64_t max = 4 * (ReadCache::kEntryOverhead + 11);
+  ReadCache c(max, 1 << 10, /*fill_on_write=*/true);
+  rocksdb::WriteBatch wb;
+  ASSERT_TRUE(wb.Put("a", "1").ok());
+  ASSERT_TRUE(wb.Put("b", "2").ok());
+  ASSERT_TRUE(wb.Put("b", "22").ok());  // the last write of a key in a batch wins
+  ASSERT_TRUE(wb.Put("c", "3").ok());
+  ASSERT_TRUE(wb.Delete("c").ok());     // added, then gone again
+  ASSERT_TRUE(wb.Put("d", "4").ok());
+  ASSERT_TRUE(wb.DeleteRange("d", "e").ok());
+  c.apply_batch(wb);
+  EXPECT_EQ(c.stats().entries, 2u);
+  bool hit = false;
+  EXPECT_EQ(read(c, "a", "?", &hit), Opt("1"));
+  EXPECT_TRUE(hit);
+  EXPECT_EQ(read(c, "b", "?", &hit), Opt("22"));
+  EXPECT_TRUE(hit);
+  for (const char* gone : {"c", "d"}) {
+    read(c, gone, std::nullopt, &hit);
+    EXPECT_FALSE(hit) << gone;
+  }
+  // c and d are now cached as absent (two reads filled them): the cache is
+  // full. A write of a new key finds no free bytes and evicts nothing...
+  ASSERT_EQ(c.stats().entries, 4u);
+  rocksdb::WriteBatch more;
+  ASSERT_TRUE(more.Put("e", "5").ok());
+  // ...while a write of a cached key still takes its new value.
+  ASSERT_TRUE(more.Put("a", "0123456789").ok());
+  c.apply_batch(more);
+  EXPECT_EQ(c.stats().evictions, 0u);
+  EXPECT_EQ(c.stats().entries, 4u);
+  EXPECT_LE(c.stats().bytes, max);
+  read(c, "e", "5", &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_EQ(read(c, "a", "?", &hit), Opt("0123456789"));
+  EXPECT_TRUE(hit);
+  // A value over the largest kept is not added.
+  ReadCache small(1 << 20, 4, /*fill_on_write=*/true);
+  rocksdb::WriteBatch big;
+  ASSERT_TRUE(big.Put("k", "12345").ok());
+  ASSERT_TRUE(big.Put("l", "1234").ok());
+  small.apply_batch(big);
+  read(small, "k", "12345", &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_EQ(read(small, "l", "?", &hit), Opt("1234"));
+  EXPECT_TRUE(hit);
+}
+
 TEST(ReadCache, StaysWithinItsBytesAndKeepsWhatIsReadOften) {
   const uint64_t max = 20 * (ReadCache::kEntryOverhead + 10);
   ReadCache c(max, 1 << 10);

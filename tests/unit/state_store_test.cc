@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -474,11 +475,17 @@ TEST_F(StateStoreTest, FailedOrBadInstallChangesNothing) {
 // Every kind of write the store takes (puts, deletes, range deletions, a
 // whole group's deletion, a snapshot install, a group dropped) against a
 // model, with gets in between answered through the read cache: small
-// enough to evict, and large enough to hold everything.
+// enough to evict, and large enough to hold everything; filled by reads
+// only, or by writes too.
 TEST_F(StateStoreTest, ReadsThroughTheCacheAlwaysMatchTheStore) {
-  for (const uint64_t cache_bytes : {uint64_t{0}, uint64_t{2048}, uint64_t{1} << 20}) {
+  for (const int round : {0, 1, 2, 3, 4}) {
+    const uint64_t cache_bytes = std::array<uint64_t, 5>{0, 2048, 1 << 20, 2048, 1 << 20}[round];
+    const bool fill_on_write = round >= 3;
+    SCOPED_TRACE("cache of " + std::to_string(cache_bytes) +
+                 (fill_on_write ? ", filled by writes" : ", filled by reads"));
     StateStoreOptions o = small_options();
     o.read_cache_bytes = cache_bytes;
+    o.read_cache_fill_on_write = fill_on_write;
     // Close the last round's store first: its background compaction may
     // still be deleting files under dir_.
     store_.reset();
@@ -487,7 +494,7 @@ TEST_F(StateStoreTest, ReadsThroughTheCacheAlwaysMatchTheStore) {
     ASSERT_NE(s, nullptr);
     std::map<uint64_t, std::map<std::string, std::string>> model;
     std::map<uint64_t, uint64_t> index;
-    std::mt19937_64 rng(cache_bytes + 11);
+    std::mt19937_64 rng(cache_bytes + 11 + round);
     auto key = [&] { return "k" + std::to_string(rng() % 40); };
     for (int step = 0; step < 3000; step++) {
       const uint64_t g = 1 + rng() % 2;
