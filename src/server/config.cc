@@ -61,6 +61,9 @@ Status ServerConfig::validate() const {
   if (expire_interval_ms <= 0) return bad("expire-interval-ms must be positive");
   if (block_lease_ms < 300) return bad("block-lease-ms must be at least 300");
   if (expire_keys_per_entry == 0) return bad("expire-keys-per-entry must be positive");
+  if (state_write_buffer_bytes < (1u << 20)) return bad("state-write-buffer-bytes must be at least 1 MiB");
+  if (state_write_buffers_max < 2) return bad("state-write-buffers-max must be at least 2");
+  if (state_block_cache_bytes < (1u << 20)) return bad("state-block-cache-bytes must be at least 1 MiB");
   if (notify_keyspace_events.find_first_not_of("AKEg$lshzxetmnd") != std::string::npos) {
     return bad("notify-keyspace-events: invalid event class character; use 'Ag$lshzxeKEtmdn'");
   }
@@ -163,6 +166,12 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
                  "keys CLIENT TRACKING remembers before invalidating the oldest (0: no limit)");
   app.add_option("--read-cache-bytes", c.read_cache_bytes,
                  "memory for values read or written lately, served without RocksDB (0: none)");
+  app.add_option("--state-write-buffer-bytes", c.state_write_buffer_bytes,
+                 "RocksDB memtable size of the state machine");
+  app.add_option("--state-write-buffers-max", c.state_write_buffers_max,
+                 "RocksDB memtables at once (memory: this times state-write-buffer-bytes)");
+  app.add_option("--state-block-cache-bytes", c.state_block_cache_bytes,
+                 "RocksDB cache of table blocks");
   app.add_option("--read-cache-fill-on-write", c.read_cache_fill_on_write,
                  "writes add keys to the read cache while it has room (yes/no; never evicting)");
   app.add_option("--read-cache-value-bytes-max", c.read_cache_value_bytes_max,
@@ -224,6 +233,9 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       num("tracking-table-max-keys", &c.tracking_table_max_keys);
       num("read-cache-bytes", &c.read_cache_bytes);
       num("read-cache-value-bytes-max", &c.read_cache_value_bytes_max);
+      num("state-write-buffer-bytes", &c.state_write_buffer_bytes);
+      num("state-write-buffers-max", &c.state_write_buffers_max);
+      num("state-block-cache-bytes", &c.state_block_cache_bytes);
       if (auto x = t["read-cache-fill-on-write"].value<bool>();
           x && app.count("--read-cache-fill-on-write") == 0) {
         c.read_cache_fill_on_write = *x;

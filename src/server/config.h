@@ -79,7 +79,13 @@ struct ServerConfig {
   // has room. Set at start only.
   uint64_t read_cache_bytes = 64ull << 20;              // read-cache-bytes
   uint64_t read_cache_value_bytes_max = 64ull << 10;    // read-cache-value-bytes-max
-  bool read_cache_fill_on_write = true;                 // read-cache-fill-on-write
+  bool read_cache_fill_on_write = false;                // read-cache-fill-on-write
+  // RocksDB's memory for the state machine (storage/state_store.h): a
+  // memtable's size and how many may exist at once (written ones wait for
+  // their flush), and the cache of table blocks. Set at start only.
+  uint64_t state_write_buffer_bytes = 64ull << 20;     // state-write-buffer-bytes
+  int state_write_buffers_max = 3;                     // state-write-buffers-max
+  uint64_t state_block_cache_bytes = 128ull << 20;     // state-block-cache-bytes
 
   std::string log_level = "info";
 

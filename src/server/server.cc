@@ -52,6 +52,9 @@ Status Server::start() {
   store_options.read_cache_bytes = cfg_.read_cache_bytes;
   store_options.read_cache_value_bytes_max = cfg_.read_cache_value_bytes_max;
   store_options.read_cache_fill_on_write = cfg_.read_cache_fill_on_write;
+  store_options.write_buffer_bytes = cfg_.state_write_buffer_bytes;
+  store_options.write_buffers_max = cfg_.state_write_buffers_max;
+  store_options.block_cache_bytes = cfg_.state_block_cache_bytes;
   auto store = storage::StateStore::open(cfg_.data_dir + "/state", store_options);
   if (!store.is_ok()) return store.status();
   store_ = std::move(store).value();

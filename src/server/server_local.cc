@@ -335,6 +335,9 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"read-cache-bytes", std::to_string(cfg_.read_cache_bytes)},
         {"read-cache-value-bytes-max", std::to_string(cfg_.read_cache_value_bytes_max)},
         {"read-cache-fill-on-write", cfg_.read_cache_fill_on_write ? "yes" : "no"},
+        {"state-write-buffer-bytes", std::to_string(cfg_.state_write_buffer_bytes)},
+        {"state-write-buffers-max", std::to_string(cfg_.state_write_buffers_max)},
+        {"state-block-cache-bytes", std::to_string(cfg_.state_block_cache_bytes)},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},

@@ -5,12 +5,12 @@
 // Filled by reads, and by writes while it has room:
 //   - A read's miss is kept, evicting others if need be (the reads of
 //     applies excepted: StateStore::get's fill_cache).
-//   - With fill_on_write, a written key the cache does not hold is added
-//     when it fits in the free bytes; a write never evicts. So a working set
-//     that fits is cached on every node as it is written (a SET then finds
-//     the old record here, a new leader starts warm), while a write load
-//     larger than the cache leaves what reads keep alone instead of
-//     churning it (docs/ARCHITECTURE.md, decision 41).
+//   - With fill_on_write (off by default), a written key the cache does not
+//     hold is added when it fits in the free bytes; a write never evicts. So
+//     a working set that fits is cached on every node as it is written (a
+//     SET then finds the old record here, a new leader starts warm), while a
+//     write load larger than the cache leaves what reads keep alone instead
+//     of churning it (docs/ARCHITECTURE.md, decision 41, says why it is off).
 //
 // Coherent with the store by construction:
 //   - A read takes the write generation before it asks RocksDB, and its

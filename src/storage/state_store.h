@@ -69,7 +69,7 @@ struct StateStoreOptions {
   // largest value kept, and whether writes add keys while it has room.
   uint64_t read_cache_bytes = 64ull << 20;
   uint64_t read_cache_value_bytes_max = 64ull << 10;
-  bool read_cache_fill_on_write = true;
+  bool read_cache_fill_on_write = false;
   int background_jobs = 2;
   // Sync every apply() (not needed for safety: the Raft WAL replays).
   bool sync_writes = false;

@@ -921,54 +921,62 @@ class SnapshotTransferTest(unittest.TestCase):
         # frozen while the others change those keys and compact their logs
         # past it, so it catches up by installing a snapshot while alive,
         # cache and all.
-        with Cluster(3, extra=["--snapshot-entries", "50"]) as c:
-            r = c.leader().client()
-            keys = ["c:%d" % i for i in range(100)]
-            for k in keys:
-                r.set(k, "old")
-            r.hset("h", "f", "old")
-            lagging = c.followers()[0]
-            lr = lagging.client()
-            self.assertEqual(lr.config_get("read-cache-bytes"), {"read-cache-bytes": str(64 << 20)})
-            self.assertEqual(lr.config_get("read-cache-fill-on-write"),
-                             {"read-cache-fill-on-write": "yes"})
-            # Filled by what it applied, before any read (the cache has room).
-            wait_until(lambda: int(lagging.info("stats")["read_cache_entries"]) >= 101, 10,
-                       "the follower's applies to fill its read cache")
-            hits = int(lagging.info("stats")["read_cache_hits"])
-            self.assertEqual([lr.get(k) for k in keys], [b"old"] * 100)
-            self.assertEqual(lr.hget("h", "f"), b"old")
-            self.assertGreaterEqual(int(lagging.info("stats")["read_cache_hits"]) - hits, 101)
-            for _ in range(2):
+        for fill in ("no", "yes"):
+            with self.subTest(read_cache_fill_on_write=fill), Cluster(
+                    3, extra=["--snapshot-entries", "50", "--read-cache-fill-on-write", fill]) as c:
+                r = c.leader().client()
+                keys = ["c:%d" % i for i in range(100)]
+                for k in keys:
+                    r.set(k, "old")
+                r.hset("h", "f", "old")
+                lagging = c.followers()[0]
+                lr = lagging.client()
+                self.assertEqual(lr.config_get("read-cache-bytes"), {"read-cache-bytes": str(64 << 20)})
+                self.assertEqual(lr.config_get("read-cache-fill-on-write"),
+                                 {"read-cache-fill-on-write": fill})
+                last = int(c.leader().info("raft")["raft_last_index"])
+                wait_until(lambda: int(lagging.info("raft")["raft_applied_index"]) >= last, 10,
+                           "the follower to apply the writes")
+                hits = int(lagging.info("stats")["read_cache_hits"])
                 self.assertEqual([lr.get(k) for k in keys], [b"old"] * 100)
                 self.assertEqual(lr.hget("h", "f"), b"old")
-                self.assertIsNone(lr.get("absent"))
-            stats = lagging.info("stats")
-            self.assertGreaterEqual(int(stats["read_cache_hits"]), 100)
-            self.assertGreaterEqual(int(stats["read_cache_entries"]), 100)
-            installed = int(lagging.info("raft")["snapshots_installed"])
-            lagging.kill(signal.SIGSTOP)
-            try:
-                for k in keys[:50]:
-                    r.set(k, "new")
-                r.delete(*keys[50:])
-                r.hset("h", "f", "new")
-                r.set("absent", "now here")
-                for i in range(300):
-                    r.set("filler:%d" % i, i)
-            finally:
-                lagging.kill(signal.SIGCONT)
-            wait_until(lambda: dump_readonly(lagging, ["filler:299"]) == [b"299"], 20,
-                       "the frozen node to catch up")
-            self.assertGreater(int(lagging.info("raft")["snapshots_installed"]), installed)
-            lr = lagging.client()
-            self.assertEqual([lr.get(k) for k in keys], [b"new"] * 50 + [None] * 50)
-            self.assertEqual(lr.hget("h", "f"), b"new")
-            self.assertEqual(lr.get("absent"), b"now here")
-            # Writes applied after the install reach the cached keys too.
-            r.set("c:0", "newer")
-            self.assertEqual(lr.get("c:0"), b"newer")
-            assert_replicas_agree(self, c)
+                # With fill-on-write, what it applied filled its cache before
+                # any read (the cache has room); without, the reads missed.
+                first_hits = int(lagging.info("stats")["read_cache_hits"]) - hits
+                if fill == "yes":
+                    self.assertGreaterEqual(first_hits, 101)
+                else:
+                    self.assertEqual(first_hits, 0)
+                for _ in range(2):
+                    self.assertEqual([lr.get(k) for k in keys], [b"old"] * 100)
+                    self.assertEqual(lr.hget("h", "f"), b"old")
+                    self.assertIsNone(lr.get("absent"))
+                stats = lagging.info("stats")
+                self.assertGreaterEqual(int(stats["read_cache_hits"]), 100)
+                self.assertGreaterEqual(int(stats["read_cache_entries"]), 100)
+                installed = int(lagging.info("raft")["snapshots_installed"])
+                lagging.kill(signal.SIGSTOP)
+                try:
+                    for k in keys[:50]:
+                        r.set(k, "new")
+                    r.delete(*keys[50:])
+                    r.hset("h", "f", "new")
+                    r.set("absent", "now here")
+                    for i in range(300):
+                        r.set("filler:%d" % i, i)
+                finally:
+                    lagging.kill(signal.SIGCONT)
+                wait_until(lambda: dump_readonly(lagging, ["filler:299"]) == [b"299"], 20,
+                           "the frozen node to catch up")
+                self.assertGreater(int(lagging.info("raft")["snapshots_installed"]), installed)
+                lr = lagging.client()
+                self.assertEqual([lr.get(k) for k in keys], [b"new"] * 50 + [None] * 50)
+                self.assertEqual(lr.hget("h", "f"), b"new")
+                self.assertEqual(lr.get("absent"), b"now here")
+                # Writes applied after the install reach the cached keys too.
+                r.set("c:0", "newer")
+                self.assertEqual(lr.get("c:0"), b"newer")
+                assert_replicas_agree(self, c)
 
     def test_large_snapshot_resumes_after_the_receiver_is_killed(self):
         # About 12 MiB of state, received at 2 MB/s in 256 KiB chunks: the

@@ -30,7 +30,7 @@ TEST(ConfigTest, FlagsParse) {
   ASSERT_TRUE(rc.is_ok()) << rc.status().to_string();
   EXPECT_EQ(rc->read_cache_bytes, 1048576u);
   EXPECT_EQ(rc->read_cache_value_bytes_max, 100u);
-  EXPECT_TRUE(rc->read_cache_fill_on_write);
+  EXPECT_FALSE(rc->read_cache_fill_on_write);
   for (const char* no : {"no", "false", "0"}) {
     auto off = parse_config_args({"--read-cache-fill-on-write", no});
     ASSERT_TRUE(off.is_ok()) << no << ": " << off.status().to_string();
@@ -41,6 +41,15 @@ TEST(ConfigTest, FlagsParse) {
   EXPECT_TRUE(on->read_cache_fill_on_write);
   EXPECT_EQ(parse_config_args({"--read-cache-fill-on-write", "maybe"}).code(),
             Code::kInvalidArgument);
+  auto st = parse_config_args({"--state-write-buffer-bytes", "8388608", "--state-write-buffers-max",
+                               "4", "--state-block-cache-bytes", "16777216"});
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  EXPECT_EQ(st->state_write_buffer_bytes, 8u << 20);
+  EXPECT_EQ(st->state_write_buffers_max, 4);
+  EXPECT_EQ(st->state_block_cache_bytes, 16u << 20);
+  EXPECT_EQ(parse_config_args({"--state-write-buffer-bytes", "1000"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--state-write-buffers-max", "1"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--state-block-cache-bytes", "0"}).code(), Code::kInvalidArgument);
 }
 
 TEST(ConfigTest, BadValuesAreClearErrors) {
