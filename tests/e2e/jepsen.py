@@ -114,12 +114,14 @@ def one_run(args, run_index, run_dir):
     wl_names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     summary = {"run": run_index, "seed": seed, "nodes": args.nodes, "workloads": wl_names,
                "nemesis": args.nemesis, "time_s": args.time, "failures": [], "dir": run_dir,
-               "read_mode": args.read_mode or "server default"}
+               "read_mode": args.read_mode or "server default",
+               "server_args": args.server_arg}
     os.makedirs(run_dir, exist_ok=True)
     history = History()
     cluster = netcluster.NetCluster(args.nodes, tick_ms=args.tick_ms,
                                     extra=["--request-timeout-ms", str(args.request_timeout_ms)] +
-                                    (["--read-mode", args.read_mode] if args.read_mode else []),
+                                    (["--read-mode", args.read_mode] if args.read_mode else []) +
+                                    list(args.server_arg),
                                     workdir=os.path.join(run_dir, "cluster"))
     summary["netns"] = cluster.partitions_available
     if not cluster.partitions_available:
@@ -346,6 +348,9 @@ def main(argv=None):
     p.add_argument("--request-timeout-ms", type=int, default=1000)
     p.add_argument("--read-mode", default=None, choices=("readindex", "lease"),
                    help="the servers' read-mode (default: the server's default)")
+    p.add_argument("--server-arg", action="append", default=[],
+                   help="one more argument for every server (repeat for more), e.g. "
+                        "--server-arg=--read-cache-fill-on-write --server-arg=yes")
     p.add_argument("--client-timeout", type=float, default=1.5, help="socket timeout (s)")
     p.add_argument("--converge-timeout", type=float, default=60)
     p.add_argument("--check-time-limit", type=float, default=30,
