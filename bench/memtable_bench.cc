@@ -12,6 +12,7 @@
 #include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -21,8 +22,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 namespace {
 

@@ -61,9 +61,13 @@ Status ServerConfig::validate() const {
   if (expire_interval_ms <= 0) return bad("expire-interval-ms must be positive");
   if (block_lease_ms < 300) return bad("block-lease-ms must be at least 300");
   if (expire_keys_per_entry == 0) return bad("expire-keys-per-entry must be positive");
-  if (state_write_buffer_bytes < (1u << 20)) return bad("state-write-buffer-bytes must be at least 1 MiB");
+  if (state_write_buffer_bytes < (1u << 20)) {
+    return bad("state-write-buffer-bytes must be at least 1 MiB");
+  }
   if (state_write_buffers_max < 2) return bad("state-write-buffers-max must be at least 2");
-  if (state_block_cache_bytes < (1u << 20)) return bad("state-block-cache-bytes must be at least 1 MiB");
+  if (state_block_cache_bytes < (1u << 20)) {
+    return bad("state-block-cache-bytes must be at least 1 MiB");
+  }
   if (notify_keyspace_events.find_first_not_of("AKEg$lshzxetmnd") != std::string::npos) {
     return bad("notify-keyspace-events: invalid event class character; use 'Ag$lshzxeKEtmdn'");
   }

@@ -44,16 +44,16 @@ struct ServerConfig {
   int request_timeout_ms = 3000;
   uint64_t snapshot_entries = 20000;
   // Snapshot files between nodes (docs/ARCHITECTURE.md, "Snapshot transfer").
-  uint64_t snapshot_chunk_bytes = 1 << 20;      // per fetch request (at most 16 MiB)
-  uint64_t snapshot_bytes_max = 64ull << 30;    // larger snapshots are refused
+  uint64_t snapshot_chunk_bytes = 1 << 20;    // per fetch request (at most 16 MiB)
+  uint64_t snapshot_bytes_max = 64ull << 30;  // larger snapshots are refused
   uint64_t multi_bytes_max = 16ull << 20;  // one MULTI, or one pipelined run of writes (one entry)
-  uint64_t watch_scan_entries_max = 200000;     // log entries EXEC scans for a WATCHed key
-  int snapshot_fetch_timeout_ms = 5000;         // an unanswered chunk request is repeated
-  uint64_t snapshot_recv_bytes_per_sec = 0;     // receive rate limit (0: none)
+  uint64_t watch_scan_entries_max = 200000;  // log entries EXEC scans for a WATCHed key
+  int snapshot_fetch_timeout_ms = 5000;      // an unanswered chunk request is repeated
+  uint64_t snapshot_recv_bytes_per_sec = 0;  // receive rate limit (0: none)
 
   // Client limits (Redis names in comments).
-  uint64_t maxclients = 10000;                 // maxclients
-  uint64_t proto_max_bulk_len = 512ull << 20;  // proto-max-bulk-len
+  uint64_t maxclients = 10000;                      // maxclients
+  uint64_t proto_max_bulk_len = 512ull << 20;       // proto-max-bulk-len
   uint64_t client_query_buffer_limit = 1ull << 30;  // client-query-buffer-limit
   uint64_t multibulk_args_max = 1024 * 1024;
   uint64_t client_output_buffer_limit = 256ull << 20;
@@ -77,15 +77,15 @@ struct ServerConfig {
   // Storage: memory for values read or written lately (storage/read_cache.h;
   // 0: none), the largest value kept, and whether writes add keys while it
   // has room. Set at start only.
-  uint64_t read_cache_bytes = 64ull << 20;              // read-cache-bytes
-  uint64_t read_cache_value_bytes_max = 64ull << 10;    // read-cache-value-bytes-max
-  bool read_cache_fill_on_write = false;                // read-cache-fill-on-write
+  uint64_t read_cache_bytes = 64ull << 20;            // read-cache-bytes
+  uint64_t read_cache_value_bytes_max = 64ull << 10;  // read-cache-value-bytes-max
+  bool read_cache_fill_on_write = false;              // read-cache-fill-on-write
   // RocksDB's memory for the state machine (storage/state_store.h): a
   // memtable's size and how many may exist at once (written ones wait for
   // their flush), and the cache of table blocks. Set at start only.
-  uint64_t state_write_buffer_bytes = 64ull << 20;     // state-write-buffer-bytes
-  int state_write_buffers_max = 3;                     // state-write-buffers-max
-  uint64_t state_block_cache_bytes = 128ull << 20;     // state-block-cache-bytes
+  uint64_t state_write_buffer_bytes = 64ull << 20;  // state-write-buffer-bytes
+  int state_write_buffers_max = 3;                  // state-write-buffers-max
+  uint64_t state_block_cache_bytes = 128ull << 20;  // state-block-cache-bytes
 
   std::string log_level = "info";
 

@@ -47,7 +47,8 @@ TEST(ConfigTest, FlagsParse) {
   EXPECT_EQ(st->state_write_buffer_bytes, 8u << 20);
   EXPECT_EQ(st->state_write_buffers_max, 4);
   EXPECT_EQ(st->state_block_cache_bytes, 16u << 20);
-  EXPECT_EQ(parse_config_args({"--state-write-buffer-bytes", "1000"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--state-write-buffer-bytes", "1000"}).code(),
+            Code::kInvalidArgument);
   EXPECT_EQ(parse_config_args({"--state-write-buffers-max", "1"}).code(), Code::kInvalidArgument);
   EXPECT_EQ(parse_config_args({"--state-block-cache-bytes", "0"}).code(), Code::kInvalidArgument);
 }

@@ -109,7 +109,7 @@ TEST(ReadCache, WithFillOnWriteWritesAddKeysIntoFreeBytesAndNeverEvict) {
   ASSERT_TRUE(wb.Put("b", "2").ok());
   ASSERT_TRUE(wb.Put("b", "22").ok());  // the last write of a key in a batch wins
   ASSERT_TRUE(wb.Put("c", "3").ok());
-  ASSERT_TRUE(wb.Delete("c").ok());     // added, then gone again
+  ASSERT_TRUE(wb.Delete("c").ok());  // added, then gone again
   ASSERT_TRUE(wb.Put("d", "4").ok());
   ASSERT_TRUE(wb.DeleteRange("d", "e").ok());
   c.apply_batch(wb);
