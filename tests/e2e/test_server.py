@@ -755,6 +755,24 @@ class TransactionTest(unittest.TestCase):
                 res = raw.execute_command("EXEC")
                 self.assertEqual(res is None, aborted, (n_writes, res))
 
+    def test_rocksdb_memory_settings_reach_the_state_store(self):
+        extra = ["--state-write-buffer-bytes", "8388608", "--state-write-buffers-max", "4",
+                 "--state-block-cache-bytes", "33554432"]
+        with Cluster(1, extra=extra) as c:
+            r = c.nodes[0].client()
+            self.assertEqual(r.config_get("state-*"),
+                             {"state-write-buffer-bytes": "8388608", "state-write-buffers-max": "4",
+                              "state-block-cache-bytes": "33554432"})
+            r.set("k", "v")
+            # RocksDB writes the options it opened with into the store.
+            db = os.path.join(c.nodes[0].data_dir, "state", "db")
+            options = [f for f in os.listdir(db) if f.startswith("OPTIONS-")]
+            self.assertTrue(options)
+            with open(os.path.join(db, sorted(options)[-1])) as f:
+                text = f.read()
+            self.assertIn("write_buffer_size=8388608\n", text)
+            self.assertIn("max_write_buffer_number=4\n", text)
+
 class PubSubTest(unittest.TestCase):
     def test_messages_reach_subscribers_on_every_node(self):
         with Cluster(3) as c:
