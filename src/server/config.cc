@@ -169,7 +169,8 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
   app.add_option("--tracking-table-max-keys", c.tracking_table_max_keys,
                  "keys CLIENT TRACKING remembers before invalidating the oldest (0: no limit)");
   app.add_option("--read-cache-bytes", c.read_cache_bytes,
-                 "memory for values read or written lately, served without RocksDB (0: none)");
+                 "memory for values read lately (and written, with --read-cache-fill-on-write), "
+                 "served without RocksDB (0: none)");
   app.add_option("--state-write-buffer-bytes", c.state_write_buffer_bytes,
                  "RocksDB memtable size of the state machine");
   app.add_option("--state-write-buffers-max", c.state_write_buffers_max,

@@ -74,9 +74,9 @@ struct ServerConfig {
   // oldest are invalidated early (0: no limit).
   std::string notify_keyspace_events;          // notify-keyspace-events
   uint64_t tracking_table_max_keys = 1000000;  // tracking-table-max-keys
-  // Storage: memory for values read or written lately (storage/read_cache.h;
-  // 0: none), the largest value kept, and whether writes add keys while it
-  // has room. Set at start only.
+  // Storage: memory for values read lately (storage/read_cache.h; 0: none),
+  // the largest value kept, and whether writes add keys while it has room.
+  // Set at start only.
   uint64_t read_cache_bytes = 64ull << 20;            // read-cache-bytes
   uint64_t read_cache_value_bytes_max = 64ull << 10;  // read-cache-value-bytes-max
   bool read_cache_fill_on_write = false;              // read-cache-fill-on-write
