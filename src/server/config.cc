@@ -3,6 +3,9 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <cstdint>
+#include <limits>
+#include <set>
 #include <string>
 
 #include "cluster/node.h"
@@ -196,13 +199,39 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
     // Flags given on the command line win: re-parse them after the file.
     try {
       toml::table t = toml::parse_file(config_file);
+      // Every key must be one of ours, of its type and in its range: a
+      // misspelt key or a value of the wrong type is an error, never ignored.
+      std::set<std::string, std::less<>> known;
+      std::string error;  // the first one
+      auto fail = [&](const char* k, const std::string& what) {
+        if (error.empty()) error = "'" + std::string(k) + "' " + what;
+      };
       auto str = [&](const char* k, std::string* v) {
-        if (auto x = t[k].value<std::string>(); x && app.count(std::string("--") + k) == 0) *v = *x;
+        known.insert(k);
+        if (!t.contains(k)) return;
+        auto x = t[k].value_exact<std::string>();
+        if (!x) return fail(k, "must be a string");
+        if (app.count(std::string("--") + k) == 0) *v = *x;
       };
       auto num = [&](const char* k, auto* v) {
-        if (auto x = t[k].value<int64_t>(); x && app.count(std::string("--") + k) == 0) {
-          *v = static_cast<std::remove_reference_t<decltype(*v)>>(*x);
+        using T = std::remove_reference_t<decltype(*v)>;
+        known.insert(k);
+        if (!t.contains(k)) return;
+        auto x = t[k].value_exact<int64_t>();
+        if (!x) return fail(k, "must be an integer");
+        if (*x < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+            (*x > 0 &&
+             static_cast<uint64_t>(*x) > static_cast<uint64_t>(std::numeric_limits<T>::max()))) {
+          return fail(k, "is out of range: " + std::to_string(*x));
         }
+        if (app.count(std::string("--") + k) == 0) *v = static_cast<T>(*x);
+      };
+      auto boolean = [&](const char* k, bool* v) {
+        known.insert(k);
+        if (!t.contains(k)) return;
+        auto x = t[k].value_exact<bool>();
+        if (!x) return fail(k, "must be true or false");
+        if (app.count(std::string("--") + k) == 0) *v = *x;
       };
       str("name", &c.name);
       str("data-dir", &c.data_dir);
@@ -210,7 +239,7 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       str("listen-peer", &listen_peer);
       str("listen-http", &listen_http);
       str("initial-cluster", &initial_cluster);
-      if (auto x = t["join"].value<bool>(); x && app.count("--join") == 0) c.join = *x;
+      boolean("join", &c.join);
       num("cluster-id", &c.cluster_id);
       num("tick-ms", &c.tick_ms);
       num("election-ticks", &c.election_ticks);
@@ -241,11 +270,16 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       num("state-write-buffer-bytes", &c.state_write_buffer_bytes);
       num("state-write-buffers-max", &c.state_write_buffers_max);
       num("state-block-cache-bytes", &c.state_block_cache_bytes);
-      if (auto x = t["read-cache-fill-on-write"].value<bool>();
-          x && app.count("--read-cache-fill-on-write") == 0) {
-        c.read_cache_fill_on_write = *x;
-      }
+      boolean("read-cache-fill-on-write", &c.read_cache_fill_on_write);
       str("log-level", &c.log_level);
+      for (const auto& [k, v] : t) {
+        if (!known.count(k.str())) {
+          fail(std::string(k.str()).c_str(), "is not a setting (flags without their --)");
+        }
+      }
+      if (!error.empty()) {
+        return Status(Code::kInvalidArgument, "config " + config_file + ": " + error);
+      }
     } catch (const toml::parse_error& e) {
       return Status(Code::kInvalidArgument,
                     "config " + config_file + ": " + std::string(e.description()));

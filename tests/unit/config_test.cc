@@ -92,6 +92,44 @@ TEST(ConfigTest, TomlFileWithFlagsWinning) {
   EXPECT_FALSE(bad.is_ok());
 }
 
+// A config file's mistakes are errors naming the key, never ignored.
+TEST(ConfigTest, TomlKeysMustBeKnownOfTheirTypeAndInRange) {
+  const std::string path = "/tmp/qkv-config-test-" + std::to_string(getpid()) + "-bad.toml";
+  auto parse = [&](const std::string& body) {
+    {
+      std::ofstream f(path);
+      f << body;
+    }
+    auto c = parse_config_args({"--config", path});
+    std::remove(path.c_str());
+    return c;
+  };
+  auto expect_error = [&](const std::string& body, const std::string& words) {
+    auto c = parse(body);
+    ASSERT_EQ(c.code(), Code::kInvalidArgument) << body;
+    EXPECT_NE(c.status().message().find(words), std::string::npos)
+        << body << " -> " << c.status().message();
+  };
+  expect_error("read-cache-byte = 100\n", "'read-cache-byte' is not a setting");
+  expect_error("read-cache-bytes = \"64MB\"\n", "'read-cache-bytes' must be an integer");
+  expect_error("read-cache-bytes = -1\n", "'read-cache-bytes' is out of range: -1");
+  expect_error("tick-ms = 3000000000\n", "'tick-ms' is out of range");
+  expect_error("tick-ms = -3000000000\n", "'tick-ms' is out of range");
+  // In its type's range: the value's own check decides.
+  expect_error("tick-ms = -5\n", "tick-ms must be positive");
+  expect_error("name = 7\n", "'name' must be a string");
+  expect_error("join = \"yes\"\n", "'join' must be true or false");
+  expect_error("read-cache-fill-on-write = 1\n", "'read-cache-fill-on-write' must be true or false");
+  expect_error("keys-reply-max = 1.5\n", "'keys-reply-max' must be an integer");
+  auto good = parse(
+      "read-cache-fill-on-write = true\njoin = false\nkeys-reply-max = 10\n"
+      "state-write-buffers-max = 4\nread-mode = \"readindex\"\n");
+  ASSERT_TRUE(good.is_ok()) << good.status().to_string();
+  EXPECT_TRUE(good->read_cache_fill_on_write);
+  EXPECT_EQ(good->kv.keys_reply_max, 10u);
+  EXPECT_EQ(good->state_write_buffers_max, 4);
+}
+
 TEST(ConfigTest, NodeIdsAreStableAndNonZero) {
   EXPECT_EQ(node_id_for_name("n1"), node_id_for_name("n1"));
   EXPECT_NE(node_id_for_name("n1"), node_id_for_name("n2"));
