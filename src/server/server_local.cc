@@ -475,7 +475,17 @@ std::string Server::info(const std::string& section, net::Protocol) {
       << "\r\nused_memory_rss:" << rss << "\r\nused_memory_rss_human:" << human(rss)
       << "\r\nused_memory_peak:" << peak_rss_ << "\r\nused_memory_peak_human:" << human(peak_rss_)
       << "\r\nmem_fragmentation_ratio:1.00\r\nmaxmemory:0\r\nmaxmemory_human:0B"
-      << "\r\nmaxmemory_policy:noeviction\r\n\r\n";
+      << "\r\nmaxmemory_policy:noeviction\r\n";
+    if (store_) {
+      // Where the state machine's memory goes (their limits: state-*-bytes
+      // and read-cache-bytes).
+      const storage::StateStore::MemoryUse m = store_->memory_use();
+      o << "state_memtables_bytes:" << m.memtables
+        << "\r\nstate_block_cache_bytes:" << m.block_cache
+        << "\r\nstate_table_readers_bytes:" << m.table_readers
+        << "\r\nstate_read_cache_bytes:" << store_->read_cache_stats().bytes << "\r\n";
+    }
+    o << "\r\n";
   }
   if (want("persistence")) {
     o << "# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_rewrite_in_progress:0"
@@ -600,6 +610,13 @@ std::string Server::metrics() {
     o << "quorumkv_snapshot_recv_bytes_total" << l << " " << ss.recv_bytes_total << "\n";
     o << "quorumkv_snapshots_written_total" << l << " " << ss.built_total << "\n";
     o << "quorumkv_snapshot_sent_bytes_total" << l << " " << ss.sent_bytes_total << "\n";
+  }
+  if (store_) {
+    const storage::StateStore::MemoryUse m = store_->memory_use();
+    o << "quorumkv_state_memtables_bytes " << m.memtables << "\n";
+    o << "quorumkv_state_block_cache_bytes " << m.block_cache << "\n";
+    o << "quorumkv_state_table_readers_bytes " << m.table_readers << "\n";
+    o << "quorumkv_state_read_cache_bytes " << store_->read_cache_stats().bytes << "\n";
   }
   o << "# TYPE quorumkv_wal_fsync_seconds histogram\n";
   uint64_t cum = 0;

@@ -370,6 +370,18 @@ ReadCache::Stats StateStore::read_cache_stats() const {
   return cache_ ? cache_->stats() : ReadCache::Stats{};
 }
 
+StateStore::MemoryUse StateStore::memory_use() const {
+  auto prop = [&](const std::string& name) {
+    uint64_t v = 0;
+    return db_->GetIntProperty(name, &v) ? v : 0;
+  };
+  MemoryUse m;
+  m.memtables = prop(rocksdb::DB::Properties::kCurSizeAllMemTables);
+  m.block_cache = prop(rocksdb::DB::Properties::kBlockCacheUsage);
+  m.table_readers = prop(rocksdb::DB::Properties::kEstimateTableReadersMem);
+  return m;
+}
+
 Result<ScanResult> StateStore::scan(uint64_t group, const ScanOptions& options) const {
   const uint64_t keys_max = std::max<uint64_t>(1, std::min(options.keys_max, opts_.scan_keys_max));
   const uint64_t bytes_max = std::min(options.bytes_max, opts_.scan_bytes_max);

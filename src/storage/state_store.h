@@ -188,6 +188,13 @@ class StateStore {
                                          bool fill_cache = true) const;
   // The read cache's counters (all zero without one).
   ReadCache::Stats read_cache_stats() const;
+  // What RocksDB holds in memory now (its own estimates): the memtables
+  // (at most write_buffer_bytes * write_buffers_max), the block cache's use
+  // (at most block_cache_bytes), and the open tables' indexes and filters.
+  struct MemoryUse {
+    uint64_t memtables = 0, block_cache = 0, table_readers = 0;
+  };
+  MemoryUse memory_use() const;
 
   // Up to keys_max keys (and roughly bytes_max bytes) of the group in key
   // order, from options.start, restricted to options.prefix.

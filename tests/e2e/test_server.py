@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import redis
 
@@ -856,6 +858,39 @@ class LeaseReadTest(unittest.TestCase):
 
 
 class InfoTest(unittest.TestCase):
+    def test_metrics_and_health_over_http(self):
+        with Cluster(1) as c:
+            n = c.nodes[0]
+            r = n.client()
+            for i in range(100):
+                r.set("m:%d" % i, "v" * 100)
+            self.assertEqual(r.get("m:7"), b"v" * 100)  # fills the read cache
+
+            def fetch(path):
+                url = "http://127.0.0.1:%d%s" % (n.http_port, path)
+                with urllib.request.urlopen(url, timeout=10) as resp:
+                    return resp.status, resp.read().decode()
+
+            status, body = fetch("/health")
+            self.assertEqual((status, body), (200, "ok\n"))
+            status, body = fetch("/metrics")
+            self.assertEqual(status, 200)
+            values = {}
+            for line in body.splitlines():
+                if line and not line.startswith("#"):
+                    name, value = line.rsplit(" ", 1)
+                    values[name] = float(value)
+            self.assertEqual(values['quorumkv_raft_is_leader{group="1"}'], 1)
+            self.assertGreaterEqual(values['quorumkv_raft_applied_index{group="1"}'], 100)
+            self.assertGreaterEqual(values["quorumkv_wal_fsync_seconds_count"], 1)
+            self.assertGreater(values["quorumkv_state_memtables_bytes"], 100 * 100)
+            self.assertGreater(values["quorumkv_state_read_cache_bytes"], 0)
+            for name in ("quorumkv_state_block_cache_bytes", "quorumkv_state_table_readers_bytes"):
+                self.assertGreaterEqual(values[name], 0)
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                fetch("/nothing-here")
+            self.assertEqual(e.exception.code, 404)
+
     def test_info_has_the_fields_redis_tools_read(self):
         with Cluster(1) as c:
             r = c.nodes[0].client()
@@ -869,8 +904,11 @@ class InfoTest(unittest.TestCase):
                           "aof_rewrite_in_progress", "total_connections_received",
                           "total_commands_processed", "expired_keys", "role", "connected_slaves",
                           "master_repl_offset", "raft_role", "raft_term", "raft_commit_index",
-                          "raft_applied_index", "db0"]:
+                          "raft_applied_index", "db0", "state_memtables_bytes",
+                          "state_block_cache_bytes", "state_table_readers_bytes",
+                          "state_read_cache_bytes"]:
                 self.assertIn(field, info)
+            self.assertGreater(info["state_memtables_bytes"], 0)  # the SET is in a memtable
             self.assertEqual(info["role"], "master")
             self.assertEqual(info["db0"]["keys"], 1)
             self.assertEqual(len(info["run_id"]), 40)

@@ -568,6 +568,16 @@ TEST_F(StateStoreTest, ReadsThroughTheCacheAlwaysMatchTheStore) {
   }
 }
 
+TEST_F(StateStoreTest, MemoryUseCountsTheMemtables) {
+  StateStore* s = open();
+  ASSERT_NE(s, nullptr);
+  const uint64_t before = s->memory_use().memtables;
+  StateBatch b(1);
+  for (int i = 0; i < 100; i++) b.put("k" + std::to_string(i), std::string(1000, 'v'));
+  ASSERT_OK(s->apply(b, 1, 1, nullptr));
+  EXPECT_GE(s->memory_use().memtables, before + 100 * 1000);
+}
+
 // A reader on another thread while batches are applied: every value it
 // sees is one that was written, never older than one it saw before (the
 // read cache must not keep the answer of a read that raced a write).
