@@ -3,10 +3,14 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <set>
 #include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
 
 #include "cluster/node.h"
 
@@ -121,70 +125,84 @@ std::vector<KvSetting> kv_settings(kv::KvOptions& kv) {
 
 Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
   ServerConfig c;
-  CLI::App app{"quorumkv: a strongly consistent, Raft-replicated server speaking the Redis protocol"};
   std::string config_file, listen_client, listen_peer, listen_http, initial_cluster;
+  // Every setting once: its flag is --NAME, its config file key NAME.
+  struct Setting {
+    const char* name;
+    std::variant<std::string*, bool*, int*, uint64_t*> target;
+    const char* help;
+  };
+  std::vector<Setting> settings = {
+      {"name", &c.name, "this node's name (its id derives from it)"},
+      {"data-dir", &c.data_dir, "data directory"},
+      {"listen-client", &listen_client, "HOST:PORT for Redis clients (default 127.0.0.1:7379)"},
+      {"listen-peer", &listen_peer, "HOST:PORT for other nodes (default 127.0.0.1:7380)"},
+      {"listen-http", &listen_http, "HOST:PORT for /health and /metrics (default off)"},
+      {"initial-cluster", &initial_cluster,
+       "founding members: name=HOST:PEERPORT,... (default: this node alone)"},
+      {"join", &c.join, "join an existing cluster instead of founding one"},
+      {"cluster-id", &c.cluster_id, "refuse peers of another cluster"},
+      {"tick-ms", &c.tick_ms, "Raft tick length"},
+      {"election-ticks", &c.election_ticks, "election timeout in ticks"},
+      {"heartbeat-ticks", &c.heartbeat_ticks, "heartbeat interval in ticks"},
+      {"read-mode", &c.read_mode,
+       "lease (default: reads on a leader lease, bounded clock drift) or readindex"},
+      {"request-timeout-ms", &c.request_timeout_ms, "fail a request after this long"},
+      {"snapshot-entries", &c.snapshot_entries, "snapshot every this many entries"},
+      {"snapshot-chunk-bytes", &c.snapshot_chunk_bytes,
+       "bytes per snapshot chunk request (at most 16 MiB)"},
+      {"snapshot-bytes-max", &c.snapshot_bytes_max, "largest snapshot accepted"},
+      {"multi-bytes-max", &c.multi_bytes_max,
+       "bytes of commands in one MULTI or one pipelined run of writes (one Raft entry)"},
+      {"watch-scan-entries-max", &c.watch_scan_entries_max,
+       "log entries the leader scans at EXEC for WATCHed keys (more: aborted)"},
+      {"snapshot-fetch-timeout-ms", &c.snapshot_fetch_timeout_ms,
+       "repeat an unanswered snapshot chunk request after this long"},
+      {"snapshot-recv-bytes-per-sec", &c.snapshot_recv_bytes_per_sec,
+       "receive snapshots at most this fast (0: no limit)"},
+      {"maxclients", &c.maxclients, "maximum client connections"},
+      {"proto-max-bulk-len", &c.proto_max_bulk_len, "largest bulk string accepted"},
+      {"client-query-buffer-limit", &c.client_query_buffer_limit,
+       "bytes buffered per client without a complete command"},
+      {"client-output-buffer-limit", &c.client_output_buffer_limit,
+       "bytes of replies buffered per client before it is disconnected"},
+      {"client-pipeline-max", &c.client_pipeline_max,
+       "requests in flight per client before reading pauses"},
+      {"expire-interval-ms", &c.expire_interval_ms, "how often the leader deletes expired keys"},
+      {"expire-keys-per-entry", &c.expire_keys_per_entry, "expired keys deleted per log entry"},
+      {"block-lease-ms", &c.block_lease_ms,
+       "lease of a blocked client without timeout, renewed by its node"},
+      {"requirepass", &c.requirepass, "password clients must AUTH with"},
+      {"notify-keyspace-events", &c.notify_keyspace_events,
+       "keyspace notification classes, as Redis's (e.g. KEA; default none)"},
+      {"tracking-table-max-keys", &c.tracking_table_max_keys,
+       "keys CLIENT TRACKING remembers before invalidating the oldest (0: no limit)"},
+      {"read-cache-bytes", &c.read_cache_bytes,
+       "memory for values read lately (and written, with --read-cache-fill-on-write), "
+       "served without RocksDB (0: none)"},
+      {"read-cache-value-bytes-max", &c.read_cache_value_bytes_max,
+       "larger values are not kept in the read cache (at most a quarter of it)"},
+      {"read-cache-fill-on-write", &c.read_cache_fill_on_write,
+       "writes add keys to the read cache while it has room (yes/no; never evicting)"},
+      {"state-write-buffer-bytes", &c.state_write_buffer_bytes,
+       "RocksDB memtable size of the state machine"},
+      {"state-write-buffers-max", &c.state_write_buffers_max,
+       "RocksDB memtables at once (memory: this times state-write-buffer-bytes)"},
+      {"state-block-cache-bytes", &c.state_block_cache_bytes, "RocksDB cache of table blocks"},
+      {"log-level", &c.log_level, "debug, info, warn, error"},
+  };
+  for (const auto& o : kv_settings(c.kv)) settings.push_back({o.name, o.value, o.help});
+
+  CLI::App app{"quorumkv: a strongly consistent, Raft-replicated server speaking the Redis protocol"};
   app.add_option("--config", config_file, "TOML file; every flag has a key of the same name");
-  app.add_option("--name", c.name, "this node's name (its id derives from it)");
-  app.add_option("--data-dir", c.data_dir, "data directory");
-  app.add_option("--listen-client", listen_client, "HOST:PORT for Redis clients (default 127.0.0.1:7379)");
-  app.add_option("--listen-peer", listen_peer, "HOST:PORT for other nodes (default 127.0.0.1:7380)");
-  app.add_option("--listen-http", listen_http, "HOST:PORT for /health and /metrics (default off)");
-  app.add_option("--initial-cluster", initial_cluster,
-                 "founding members: name=HOST:PEERPORT,... (default: this node alone)");
-  app.add_flag("--join", c.join, "join an existing cluster instead of founding one");
-  app.add_option("--cluster-id", c.cluster_id, "refuse peers of another cluster");
-  app.add_option("--tick-ms", c.tick_ms, "Raft tick length");
-  app.add_option("--election-ticks", c.election_ticks, "election timeout in ticks");
-  app.add_option("--heartbeat-ticks", c.heartbeat_ticks, "heartbeat interval in ticks");
-  app.add_option("--read-mode", c.read_mode,
-                 "lease (default: reads on a leader lease, bounded clock drift) or readindex");
-  app.add_option("--request-timeout-ms", c.request_timeout_ms, "fail a request after this long");
-  app.add_option("--snapshot-entries", c.snapshot_entries, "snapshot every this many entries");
-  app.add_option("--snapshot-chunk-bytes", c.snapshot_chunk_bytes,
-                 "bytes per snapshot chunk request (at most 16 MiB)");
-  app.add_option("--snapshot-bytes-max", c.snapshot_bytes_max, "largest snapshot accepted");
-  app.add_option("--multi-bytes-max", c.multi_bytes_max,
-                 "bytes of commands in one MULTI or one pipelined run of writes (one Raft entry)");
-  app.add_option("--watch-scan-entries-max", c.watch_scan_entries_max,
-                 "log entries the leader scans at EXEC for WATCHed keys (more: aborted)");
-  app.add_option("--snapshot-fetch-timeout-ms", c.snapshot_fetch_timeout_ms,
-                 "repeat an unanswered snapshot chunk request after this long");
-  app.add_option("--snapshot-recv-bytes-per-sec", c.snapshot_recv_bytes_per_sec,
-                 "receive snapshots at most this fast (0: no limit)");
-  for (const auto& o : kv_settings(c.kv)) app.add_option(std::string("--") + o.name, *o.value, o.help);
-  app.add_option("--maxclients", c.maxclients, "maximum client connections");
-  app.add_option("--proto-max-bulk-len", c.proto_max_bulk_len, "largest bulk string accepted");
-  app.add_option("--client-query-buffer-limit", c.client_query_buffer_limit,
-                 "bytes buffered per client without a complete command");
-  app.add_option("--client-output-buffer-limit", c.client_output_buffer_limit,
-                 "bytes of replies buffered per client before it is disconnected");
-  app.add_option("--client-pipeline-max", c.client_pipeline_max,
-                 "requests in flight per client before reading pauses");
-  app.add_option("--expire-interval-ms", c.expire_interval_ms,
-                 "how often the leader deletes expired keys");
-  app.add_option("--expire-keys-per-entry", c.expire_keys_per_entry,
-                 "expired keys deleted per log entry");
-  app.add_option("--block-lease-ms", c.block_lease_ms,
-                 "lease of a blocked client without timeout, renewed by its node");
-  app.add_option("--requirepass", c.requirepass, "password clients must AUTH with");
-  app.add_option("--notify-keyspace-events", c.notify_keyspace_events,
-                 "keyspace notification classes, as Redis's (e.g. KEA; default none)");
-  app.add_option("--tracking-table-max-keys", c.tracking_table_max_keys,
-                 "keys CLIENT TRACKING remembers before invalidating the oldest (0: no limit)");
-  app.add_option("--read-cache-bytes", c.read_cache_bytes,
-                 "memory for values read lately (and written, with --read-cache-fill-on-write), "
-                 "served without RocksDB (0: none)");
-  app.add_option("--state-write-buffer-bytes", c.state_write_buffer_bytes,
-                 "RocksDB memtable size of the state machine");
-  app.add_option("--state-write-buffers-max", c.state_write_buffers_max,
-                 "RocksDB memtables at once (memory: this times state-write-buffer-bytes)");
-  app.add_option("--state-block-cache-bytes", c.state_block_cache_bytes,
-                 "RocksDB cache of table blocks");
-  app.add_option("--read-cache-fill-on-write", c.read_cache_fill_on_write,
-                 "writes add keys to the read cache while it has room (yes/no; never evicting)");
-  app.add_option("--read-cache-value-bytes-max", c.read_cache_value_bytes_max,
-                 "larger values are not kept in the read cache (at most a quarter of it)");
-  app.add_option("--log-level", c.log_level, "debug, info, warn, error");
+  for (const Setting& s : settings) {
+    const std::string flag = std::string("--") + s.name;
+    if (std::string_view(s.name) == "join") {
+      app.add_flag(flag, *std::get<bool*>(s.target), s.help);  // --join alone, no value
+    } else {
+      std::visit([&](auto* v) { app.add_option(flag, *v, s.help); }, s.target);
+    }
+  }
   std::vector<const char*> argv;
   argv.push_back("quorumkv");
   for (auto& a : args) argv.push_back(a.c_str());
@@ -196,89 +214,46 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
     return Status(Code::kInvalidArgument, e.what());
   }
   if (!config_file.empty()) {
-    // Flags given on the command line win: re-parse them after the file.
+    // Flags given on the command line win over the file. Every key must be
+    // a setting, of its type and in its range: a misspelt key or a value of
+    // the wrong type is an error, never ignored.
     try {
       toml::table t = toml::parse_file(config_file);
-      // Every key must be one of ours, of its type and in its range: a
-      // misspelt key or a value of the wrong type is an error, never ignored.
-      std::set<std::string, std::less<>> known;
-      std::string error;  // the first one
-      auto fail = [&](const char* k, const std::string& what) {
-        if (error.empty()) error = "'" + std::string(k) + "' " + what;
+      auto bad = [&](std::string_view k, const std::string& what) {
+        return Status(Code::kInvalidArgument,
+                      "config " + config_file + ": '" + std::string(k) + "' " + what);
       };
-      auto str = [&](const char* k, std::string* v) {
-        known.insert(k);
-        if (!t.contains(k)) return;
-        auto x = t[k].value_exact<std::string>();
-        if (!x) return fail(k, "must be a string");
-        if (app.count(std::string("--") + k) == 0) *v = *x;
-      };
-      auto num = [&](const char* k, auto* v) {
-        using T = std::remove_reference_t<decltype(*v)>;
-        known.insert(k);
-        if (!t.contains(k)) return;
-        auto x = t[k].value_exact<int64_t>();
-        if (!x) return fail(k, "must be an integer");
-        if (*x < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
-            (*x > 0 &&
-             static_cast<uint64_t>(*x) > static_cast<uint64_t>(std::numeric_limits<T>::max()))) {
-          return fail(k, "is out of range: " + std::to_string(*x));
-        }
-        if (app.count(std::string("--") + k) == 0) *v = static_cast<T>(*x);
-      };
-      auto boolean = [&](const char* k, bool* v) {
-        known.insert(k);
-        if (!t.contains(k)) return;
-        auto x = t[k].value_exact<bool>();
-        if (!x) return fail(k, "must be true or false");
-        if (app.count(std::string("--") + k) == 0) *v = *x;
-      };
-      str("name", &c.name);
-      str("data-dir", &c.data_dir);
-      str("listen-client", &listen_client);
-      str("listen-peer", &listen_peer);
-      str("listen-http", &listen_http);
-      str("initial-cluster", &initial_cluster);
-      boolean("join", &c.join);
-      num("cluster-id", &c.cluster_id);
-      num("tick-ms", &c.tick_ms);
-      num("election-ticks", &c.election_ticks);
-      num("heartbeat-ticks", &c.heartbeat_ticks);
-      str("read-mode", &c.read_mode);
-      num("request-timeout-ms", &c.request_timeout_ms);
-      num("snapshot-entries", &c.snapshot_entries);
-      num("snapshot-chunk-bytes", &c.snapshot_chunk_bytes);
-      num("snapshot-bytes-max", &c.snapshot_bytes_max);
-      num("multi-bytes-max", &c.multi_bytes_max);
-      num("watch-scan-entries-max", &c.watch_scan_entries_max);
-      num("snapshot-fetch-timeout-ms", &c.snapshot_fetch_timeout_ms);
-      num("snapshot-recv-bytes-per-sec", &c.snapshot_recv_bytes_per_sec);
-      for (const auto& o : kv_settings(c.kv)) num(o.name, o.value);
-      num("maxclients", &c.maxclients);
-      num("proto-max-bulk-len", &c.proto_max_bulk_len);
-      num("client-query-buffer-limit", &c.client_query_buffer_limit);
-      num("client-output-buffer-limit", &c.client_output_buffer_limit);
-      num("client-pipeline-max", &c.client_pipeline_max);
-      num("expire-interval-ms", &c.expire_interval_ms);
-      num("expire-keys-per-entry", &c.expire_keys_per_entry);
-      num("block-lease-ms", &c.block_lease_ms);
-      str("requirepass", &c.requirepass);
-      str("notify-keyspace-events", &c.notify_keyspace_events);
-      num("tracking-table-max-keys", &c.tracking_table_max_keys);
-      num("read-cache-bytes", &c.read_cache_bytes);
-      num("read-cache-value-bytes-max", &c.read_cache_value_bytes_max);
-      num("state-write-buffer-bytes", &c.state_write_buffer_bytes);
-      num("state-write-buffers-max", &c.state_write_buffers_max);
-      num("state-block-cache-bytes", &c.state_block_cache_bytes);
-      boolean("read-cache-fill-on-write", &c.read_cache_fill_on_write);
-      str("log-level", &c.log_level);
-      for (const auto& [k, v] : t) {
-        if (!known.count(k.str())) {
-          fail(std::string(k.str()).c_str(), "is not a setting (flags without their --)");
-        }
-      }
-      if (!error.empty()) {
-        return Status(Code::kInvalidArgument, "config " + config_file + ": " + error);
+      for (const auto& [key, node] : t) {
+        const std::string_view k = key.str();
+        auto s = std::find_if(settings.begin(), settings.end(),
+                              [&](const Setting& x) { return k == x.name; });
+        if (s == settings.end()) return bad(k, "is not a setting (flags without their --)");
+        const bool from_flag = app.count(std::string("--") + s->name) > 0;
+        Status st = std::visit(
+            [&](auto* v) -> Status {
+              using T = std::remove_pointer_t<decltype(v)>;
+              if constexpr (std::is_same_v<T, std::string>) {
+                auto x = node.value_exact<std::string>();
+                if (!x) return bad(k, "must be a string");
+                if (!from_flag) *v = *x;
+              } else if constexpr (std::is_same_v<T, bool>) {
+                auto x = node.value_exact<bool>();
+                if (!x) return bad(k, "must be true or false");
+                if (!from_flag) *v = *x;
+              } else {
+                auto x = node.value_exact<int64_t>();
+                if (!x) return bad(k, "must be an integer");
+                if (*x < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+                    (*x > 0 && static_cast<uint64_t>(*x) >
+                                   static_cast<uint64_t>(std::numeric_limits<T>::max()))) {
+                  return bad(k, "is out of range: " + std::to_string(*x));
+                }
+                if (!from_flag) *v = static_cast<T>(*x);
+              }
+              return Status::ok();
+            },
+            s->target);
+        if (!st.is_ok()) return st;
       }
     } catch (const toml::parse_error& e) {
       return Status(Code::kInvalidArgument,

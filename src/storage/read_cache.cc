@@ -100,7 +100,7 @@ void ReadCache::put_locked(std::string_view key, std::string_view value) {
   if (it == map_.end()) {
     // Added only into free bytes: a write never evicts.
     if (!fill_on_write_ || value.size() > value_bytes_max_ ||
-        bytes_ + key.size() + value.size() + kEntryOverhead > bytes_max_) {
+        bytes_ + charge(key, value) > bytes_max_) {
       return;
     }
     it = map_.try_emplace(std::string(key)).first;

@@ -116,6 +116,9 @@ class ReadCache {
   static uint64_t charge(std::string_view key, const std::optional<std::string>& value) {
     return key.size() + (value ? value->size() : 0) + kEntryOverhead;
   }
+  static uint64_t charge(std::string_view key, std::string_view value) {
+    return key.size() + value.size() + kEntryOverhead;
+  }
   // Under mu_: the write paths.
   void put_locked(std::string_view key, std::string_view value);
   void erase_locked(std::string_view key);
