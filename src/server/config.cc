@@ -75,6 +75,9 @@ Status ServerConfig::validate() const {
   if (state_block_cache_bytes < (1u << 20)) {
     return bad("state-block-cache-bytes must be at least 1 MiB");
   }
+  if (state_memtable != "indexed" && state_memtable != "skiplist") {
+    return bad("state-memtable must be indexed or skiplist");
+  }
   if (notify_keyspace_events.find_first_not_of("AKEg$lshzxetmnd") != std::string::npos) {
     return bad("notify-keyspace-events: invalid event class character; use 'Ag$lshzxeKEtmdn'");
   }
@@ -189,6 +192,9 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       {"state-write-buffers-max", &c.state_write_buffers_max,
        "RocksDB memtables at once (memory: this times state-write-buffer-bytes)"},
       {"state-block-cache-bytes", &c.state_block_cache_bytes, "RocksDB cache of table blocks"},
+      {"state-memtable", &c.state_memtable,
+       "RocksDB memtable of the state machine: indexed (versions found by a hash of the key) "
+       "or skiplist (RocksDB's own)"},
       {"log-level", &c.log_level, "debug, info, warn, error"},
   };
   for (const auto& o : kv_settings(c.kv)) settings.push_back({o.name, o.value, o.help});

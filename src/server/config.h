@@ -86,6 +86,9 @@ struct ServerConfig {
   uint64_t state_write_buffer_bytes = 64ull << 20;  // state-write-buffer-bytes
   int state_write_buffers_max = 3;                  // state-write-buffers-max
   uint64_t state_block_cache_bytes = 128ull << 20;  // state-block-cache-bytes
+  // The memtable's representation: "indexed" (storage/memtable_rep.h) or
+  // RocksDB's "skiplist" (ARCHITECTURE decision 43).
+  std::string state_memtable = "indexed";  // state-memtable
 
   std::string log_level = "info";
 

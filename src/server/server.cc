@@ -55,6 +55,7 @@ Status Server::start() {
   store_options.write_buffer_bytes = cfg_.state_write_buffer_bytes;
   store_options.write_buffers_max = cfg_.state_write_buffers_max;
   store_options.block_cache_bytes = cfg_.state_block_cache_bytes;
+  store_options.key_indexed_memtable = cfg_.state_memtable == "indexed";
   auto store = storage::StateStore::open(cfg_.data_dir + "/state", store_options);
   if (!store.is_ok()) return store.status();
   store_ = std::move(store).value();

@@ -338,6 +338,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"state-write-buffer-bytes", std::to_string(cfg_.state_write_buffer_bytes)},
         {"state-write-buffers-max", std::to_string(cfg_.state_write_buffers_max)},
         {"state-block-cache-bytes", std::to_string(cfg_.state_block_cache_bytes)},
+        {"state-memtable", cfg_.state_memtable},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},

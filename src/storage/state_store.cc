@@ -13,6 +13,9 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <memory>
+
+#include "storage/memtable_rep.h"
 
 namespace qkv::storage {
 
@@ -203,6 +206,12 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir,
   o.write_buffer_size = options.write_buffer_bytes;
   o.max_write_buffer_number = options.write_buffers_max;
   o.max_background_jobs = options.background_jobs;
+  if (options.key_indexed_memtable) {
+    o.memtable_factory = std::make_shared<KeyIndexedMemTableFactory>();
+    // Its inserts come from one thread at a time (RocksDB's write group
+    // leader inserts for the group), as the store's writes are serial anyway.
+    o.allow_concurrent_memtable_write = false;
+  }
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // RocksDB's informational LOG files: keep a bounded number.
   o.keep_log_file_num = 5;

@@ -65,6 +65,9 @@ struct StateStoreOptions {
   uint64_t write_buffer_bytes = 64ull << 20;
   int write_buffers_max = 3;
   uint64_t block_cache_bytes = 128ull << 20;
+  // The memtable representation: memtable_rep.h's, where a key's versions
+  // are found by a hash of the key, or RocksDB's skip list.
+  bool key_indexed_memtable = true;
   // What get() found lately (read_cache.h): bytes in all (0: no cache), the
   // largest value kept, and whether writes add keys while it has room.
   uint64_t read_cache_bytes = 64ull << 20;

@@ -758,22 +758,32 @@ class TransactionTest(unittest.TestCase):
                 self.assertEqual(res is None, aborted, (n_writes, res))
 
     def test_rocksdb_memory_settings_reach_the_state_store(self):
-        extra = ["--state-write-buffer-bytes", "8388608", "--state-write-buffers-max", "4",
-                 "--state-block-cache-bytes", "33554432"]
-        with Cluster(1, extra=extra) as c:
-            r = c.nodes[0].client()
-            self.assertEqual(r.config_get("state-*"),
-                             {"state-write-buffer-bytes": "8388608", "state-write-buffers-max": "4",
-                              "state-block-cache-bytes": "33554432"})
-            r.set("k", "v")
-            # RocksDB writes the options it opened with into the store.
-            db = os.path.join(c.nodes[0].data_dir, "state", "db")
-            options = [f for f in os.listdir(db) if f.startswith("OPTIONS-")]
-            self.assertTrue(options)
-            with open(os.path.join(db, sorted(options)[-1])) as f:
-                text = f.read()
-            self.assertIn("write_buffer_size=8388608\n", text)
-            self.assertIn("max_write_buffer_number=4\n", text)
+        base = ["--state-write-buffer-bytes", "8388608", "--state-write-buffers-max", "4",
+                "--state-block-cache-bytes", "33554432"]
+        # The memtable representation: ours by default, RocksDB's skip list on request.
+        for memtable, extra, factory in (
+                ("indexed", [], "QkvKeyIndexedMemTable"),
+                ("skiplist", ["--state-memtable", "skiplist"], "SkipListFactory")):
+            with Cluster(1, extra=base + extra) as c:
+                r = c.nodes[0].client()
+                self.assertEqual(r.config_get("state-*"),
+                                 {"state-write-buffer-bytes": "8388608",
+                                  "state-write-buffers-max": "4",
+                                  "state-block-cache-bytes": "33554432",
+                                  "state-memtable": memtable})
+                for i in range(200):
+                    r.set("k%d" % (i % 20), "v%d" % i)
+                self.assertEqual(r.get("k19"), b"v199")
+                self.assertEqual(len(r.scan(0, count=1000)[1]), 20)
+                # RocksDB writes the options it opened with into the store.
+                db = os.path.join(c.nodes[0].data_dir, "state", "db")
+                options = [f for f in os.listdir(db) if f.startswith("OPTIONS-")]
+                self.assertTrue(options)
+                with open(os.path.join(db, sorted(options)[-1])) as f:
+                    text = f.read()
+                self.assertIn("write_buffer_size=8388608\n", text)
+                self.assertIn("max_write_buffer_number=4\n", text)
+                self.assertIn("memtable_factory=" + factory, text)
 
 class PubSubTest(unittest.TestCase):
     def test_messages_reach_subscribers_on_every_node(self):
