@@ -246,10 +246,13 @@ TEST(MemTableRep, ManyVersionsOfOneKeyReadBackwardsAndAtOldSnapshots) {
 
 TEST(MemTableRep, ConcurrentReadersNeverSeeAKeyGoBack) {
   TempDir d;
-  // Small memtables, so readers also cross memtable switches and flushes.
+  // Small memtables, so readers also cross memtable switches and flushes;
+  // more distinct keys than a memtable's first index holds (1,024 slots, at
+  // most half full), so readers also probe while the index is replaced by a
+  // larger one (a 256 KiB memtable takes about 1,000 of these keys).
   std::unique_ptr<rocksdb::DB> db = Open(d.path(), true, 256 << 10);
   ASSERT_TRUE(db);
-  constexpr int kKeys = 500;
+  constexpr int kKeys = 5000;
   auto key = [](int i) { return "key" + std::to_string(i * 7 % kKeys); };
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0};
