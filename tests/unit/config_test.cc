@@ -51,6 +51,14 @@ TEST(ConfigTest, FlagsParse) {
             Code::kInvalidArgument);
   EXPECT_EQ(parse_config_args({"--state-write-buffers-max", "1"}).code(), Code::kInvalidArgument);
   EXPECT_EQ(parse_config_args({"--state-block-cache-bytes", "0"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(st->state_memtable, "indexed");
+  auto skiplist = parse_config_args({"--state-memtable", "skiplist"});
+  ASSERT_TRUE(skiplist.is_ok()) << skiplist.status().to_string();
+  EXPECT_EQ(skiplist->state_memtable, "skiplist");
+  auto bad_memtable = parse_config_args({"--state-memtable", "hash"});
+  EXPECT_EQ(bad_memtable.code(), Code::kInvalidArgument);
+  EXPECT_NE(bad_memtable.status().to_string().find("state-memtable must be indexed or skiplist"),
+            std::string::npos);
 }
 
 TEST(ConfigTest, BadValuesAreClearErrors) {
