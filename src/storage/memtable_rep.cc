@@ -184,8 +184,9 @@ class KeyIndexedRep final : public rocksdb::MemTableRep {
                                  const rocksdb::Slice& end_ikey) override {
     const KeyParts s = internal_key_parts(start_ikey.data(), start_ikey.size());
     const KeyParts e = internal_key_parts(end_ikey.data(), end_ikey.size());
-    const uint64_t below_start = estimate_below(s.user_key);
-    const uint64_t below_end = estimate_below(e.user_key);
+    uint64_t below_start = 0, below_end = 0;
+    find_at_or_above(s.user_key, nullptr, &below_start);
+    find_at_or_above(e.user_key, nullptr, &below_end);
     if (below_end <= below_start) return 0;
     const uint64_t nodes = nodes_.load(std::memory_order_relaxed);
     const uint64_t versions = versions_.load(std::memory_order_relaxed);
@@ -202,18 +203,26 @@ class KeyIndexedRep final : public rocksdb::MemTableRep {
   Node* first() const { return head_->next(0).load(std::memory_order_acquire); }
 
   // The first node whose key is at or above key; with prev, the last node
-  // below key at each level.
-  Node* find_at_or_above(std::string_view key, Node** prev) const {
+  // below key at each level; with below, about how many nodes are below key
+  // (the steps taken at each level, each worth four of the level below: the
+  // list's branching).
+  Node* find_at_or_above(std::string_view key, Node** prev, uint64_t* below = nullptr) const {
     Node* x = head_;
     int level = max_height_.load(std::memory_order_relaxed) - 1;
+    uint64_t steps = 0;
     for (;;) {
       Node* next = x->next(level).load(std::memory_order_acquire);
       if (next != nullptr && next->key() < key) {
         x = next;
+        steps++;
         continue;
       }
       if (prev != nullptr) prev[level] = x;
-      if (level == 0) return next;
+      if (level == 0) {
+        if (below != nullptr) *below = steps;
+        return next;
+      }
+      steps *= 4;
       level--;
     }
   }
@@ -301,10 +310,10 @@ class KeyIndexedRep final : public rocksdb::MemTableRep {
     for (int i = 0; i < height; i++) prev[i]->next(i).store(n, std::memory_order_release);
 
     Table* t = table_.load(std::memory_order_relaxed);
-    if ((index_size_ + 1) * 2 > t->mask + 1) t = grow(t);
+    const uint64_t nodes = nodes_.load(std::memory_order_relaxed);
+    if ((nodes + 1) * 2 > t->mask + 1) t = grow(t);
     place(t, n);
-    index_size_++;
-    nodes_.fetch_add(1, std::memory_order_relaxed);
+    nodes_.store(nodes + 1, std::memory_order_relaxed);
   }
 
   static void place(Table* t, Node* n) {
@@ -343,34 +352,14 @@ class KeyIndexedRep final : public rocksdb::MemTableRep {
     }
   }
 
-  // About how many nodes are below key: a count of the steps taken at each
-  // level, each worth four of the level below (the lists' branching).
-  uint64_t estimate_below(std::string_view key) const {
-    const Node* x = head_;
-    int level = max_height_.load(std::memory_order_relaxed) - 1;
-    uint64_t count = 0;
-    for (;;) {
-      const Node* next = const_cast<Node*>(x)->next(level).load(std::memory_order_acquire);
-      if (next != nullptr && next->key() < key) {
-        x = next;
-        count++;
-      } else if (level == 0) {
-        return count;
-      } else {
-        count *= 4;
-        level--;
-      }
-    }
-  }
-
   Node* head_ = nullptr;
   std::atomic<int> max_height_{1};
   std::atomic<Table*> table_{nullptr};
   // The writer's alone.
   std::vector<std::unique_ptr<Table>> tables_;
-  size_t index_size_ = 0;
   uint64_t rng_ = 0x9E3779B97F4A7C15ULL;
-  // For estimates, read by any thread.
+  // Written by the writer (nodes_ also sizes the index), read by any thread
+  // for estimates.
   std::atomic<uint64_t> nodes_{0};
   std::atomic<uint64_t> versions_{0};
   std::atomic<size_t> heap_bytes_{0};

@@ -6,6 +6,7 @@
 #include "storage/memtable_rep.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -242,6 +243,24 @@ TEST(MemTableRep, ManyVersionsOfOneKeyReadBackwardsAndAtOldSnapshots) {
   db->GetApproximateMemTableStats(all, &count, &size);
   EXPECT_GT(count, 20002u / 4);
   EXPECT_LT(count, 20002u * 4);
+}
+
+// The representation orders user keys bytewise: a database whose
+// comparator orders them otherwise must not open with it.
+TEST(MemTableRepDeathTest, RefusesAnotherComparator) {
+  TempDir d;
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.comparator = rocksdb::ReverseBytewiseComparator();
+  o.memtable_factory = std::make_shared<KeyIndexedMemTableFactory>();
+  o.allow_concurrent_memtable_write = false;
+  EXPECT_DEATH(
+      {
+        rocksdb::DB* db = nullptr;
+        (void)rocksdb::DB::Open(o, d.path(), &db);
+        delete db;
+      },
+      "needs RocksDB's bytewise comparator");
 }
 
 TEST(MemTableRep, ConcurrentReadersNeverSeeAKeyGoBack) {
