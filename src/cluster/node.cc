@@ -763,6 +763,10 @@ std::vector<GroupStatus> Node::status() const {
   return out;
 }
 
+storage::WalStats Node::wal_stats() const {
+  return log_store_ ? log_store_->wal().stats() : storage::WalStats{};
+}
+
 std::vector<std::pair<uint64_t, uint64_t>> Node::fsync_histogram() const {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   for (size_t i = 0; i < fsync_counts_.size(); i++) {

@@ -229,6 +229,8 @@ class Node {
   const std::string& fatal_error() const { return fatal_; }
   // fdatasync latency histogram of the WAL (bucket upper bounds in us).
   std::vector<std::pair<uint64_t, uint64_t>> fsync_histogram() const;
+  // The WAL's counters (segments, spares). Thread-safe.
+  storage::WalStats wal_stats() const;
 
  private:
   struct Waiter {

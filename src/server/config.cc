@@ -195,6 +195,9 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
       {"state-memtable", &c.state_memtable,
        "RocksDB memtable of the state machine: indexed (versions found by a hash of the key) "
        "or skiplist (RocksDB's own)"},
+      {"wal-prefill", &c.wal_prefill,
+       "keep a zero-filled spare WAL segment (64 MiB) ready, so each sync overwrites written "
+       "blocks instead of also journaling newly used ones (yes/no)"},
       {"log-level", &c.log_level, "debug, info, warn, error"},
   };
   for (const auto& o : kv_settings(c.kv)) settings.push_back({o.name, o.value, o.help});

@@ -89,6 +89,7 @@ struct ServerConfig {
   // The memtable's representation: "indexed" (storage/memtable_rep.h) or
   // RocksDB's "skiplist" (ARCHITECTURE decision 43).
   std::string state_memtable = "indexed";  // state-memtable
+  bool wal_prefill = true;                  // wal-prefill
 
   std::string log_level = "info";
 

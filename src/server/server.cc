@@ -73,6 +73,7 @@ Status Server::start() {
   if (o.initial_members.empty()) {
     o.initial_members[o.id] = cluster::PeerAddress{cfg_.listen_peer.host, cfg_.listen_peer.port};
   }
+  o.wal.prefill = cfg_.wal_prefill;
   o.tick_ms = cfg_.tick_ms;
   o.election_ticks = cfg_.election_ticks;
   o.heartbeat_ticks = cfg_.heartbeat_ticks;

@@ -339,6 +339,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"state-write-buffers-max", std::to_string(cfg_.state_write_buffers_max)},
         {"state-block-cache-bytes", std::to_string(cfg_.state_block_cache_bytes)},
         {"state-memtable", cfg_.state_memtable},
+        {"wal-prefill", cfg_.wal_prefill ? "yes" : "no"},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},
@@ -631,6 +632,13 @@ std::string Server::metrics() {
     }
   }
   o << "quorumkv_wal_fsync_seconds_count " << cum << "\n";
+  const storage::WalStats ws = node_->wal_stats();
+  o << "quorumkv_wal_syncs_total " << ws.syncs << "\n";
+  o << "quorumkv_wal_segments_live " << ws.live_segments << "\n";
+  o << "quorumkv_wal_segments_created_total " << ws.segments_created << "\n";
+  o << "quorumkv_wal_spares_made_total " << ws.spares_made << "\n";
+  o << "quorumkv_wal_spares_used_total " << ws.spares_used << "\n";
+  o << "quorumkv_wal_spare_failures_total " << ws.spare_failures << "\n";
   o << "# TYPE quorumkv_commands_total counter\n";
   for (const auto& [cmd, cs] : stats_.commandstats) {
     o << "quorumkv_commands_total{command=\"" << cmd << "\"} " << cs.first << "\n";

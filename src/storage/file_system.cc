@@ -125,6 +125,12 @@ Result<std::unique_ptr<WritableFile>> PosixFileSystem::reopen(const std::string&
   return f;
 }
 
+Result<std::unique_ptr<WritableFile>> PosixFileSystem::overwrite(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status("open", path, errno);
+  return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
+}
+
 Result<std::string> PosixFileSystem::read_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_status("open", path, errno);
@@ -238,14 +244,28 @@ bool PosixFileSystem::exists(const std::string& path) {
 
 class MemWritableFile final : public WritableFile {
  public:
-  MemWritableFile(MemFileSystem* fs, std::string path, std::shared_ptr<MemFileSystem::File> f)
-      : fs_(fs), path_(std::move(path)), file_(std::move(f)), generation_(file_->generation) {}
+  // overwrite: write from offset 0 over the file's bytes (see
+  // FileSystem::overwrite) instead of after them.
+  MemWritableFile(MemFileSystem* fs, std::string path, std::shared_ptr<MemFileSystem::File> f,
+                  bool overwrite = false)
+      : fs_(fs),
+        path_(std::move(path)),
+        file_(std::move(f)),
+        generation_(file_->generation),
+        overwrite_(overwrite) {}
 
   Status append(std::string_view data) override {
     std::lock_guard<std::mutex> lock(fs_->mu_);
     if (Status s = alive(); !s.is_ok()) return s;
-    if (Status s = fs_->on_append(path_, *file_, data); !s.is_ok()) return s;
-    file_->data.append(data);
+    std::string& d = file_->data;
+    uint64_t at = overwrite_ ? pos_ : d.size();
+    uint64_t end = at + data.size();
+    if (Status s = fs_->on_append(path_, *file_, end > d.size() ? end - d.size() : 0); !s.is_ok()) {
+      return s;
+    }
+    if (end > d.size()) d.resize(end);
+    d.replace(at, data.size(), data);
+    pos_ = end;
     return Status::ok();
   }
   Status sync() override {
@@ -258,12 +278,13 @@ class MemWritableFile final : public WritableFile {
   Status preallocate(uint64_t) override { return Status::ok(); }
   uint64_t size() const override {
     std::lock_guard<std::mutex> lock(fs_->mu_);
-    return file_->data.size();
+    return overwrite_ ? pos_ : file_->data.size();
   }
   Status truncate(uint64_t size) override {
     std::lock_guard<std::mutex> lock(fs_->mu_);
     if (Status s = alive(); !s.is_ok()) return s;
     if (size < file_->data.size()) file_->data.resize(size);
+    pos_ = std::min<uint64_t>(pos_, size);
     return Status::ok();
   }
   Status close() override { return Status::ok(); }
@@ -279,6 +300,8 @@ class MemWritableFile final : public WritableFile {
   std::string path_;
   std::shared_ptr<MemFileSystem::File> file_;
   uint64_t generation_;
+  bool overwrite_;
+  uint64_t pos_ = 0;  // where the next append writes, when overwrite_
 };
 
 Result<std::unique_ptr<WritableFile>> MemFileSystem::create(const std::string& path) {
@@ -301,6 +324,14 @@ Result<std::unique_ptr<WritableFile>> MemFileSystem::reopen(const std::string& p
   if (offset < f->data.size()) f->data.resize(offset);
   f->generation = generation_;
   return std::unique_ptr<WritableFile>(new MemWritableFile(this, path, f));
+}
+
+Result<std::unique_ptr<WritableFile>> MemFileSystem::overwrite(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(path);
+  if (it == files_.end()) return Status(Code::kNotFound, "open " + path + ": no such file");
+  it->second->generation = generation_;
+  return std::unique_ptr<WritableFile>(new MemWritableFile(this, path, it->second, true));
 }
 
 Result<std::string> MemFileSystem::read_file(const std::string& path) {
@@ -451,10 +482,11 @@ Status FaultInjectionFileSystem::flip_bit(const std::string& path, uint64_t byte
 }
 
 Status FaultInjectionFileSystem::on_append(const std::string& path, File& f,
-                                           std::string_view data) {
+                                           uint64_t grow_bytes) {
+  if (grow_bytes == 0) return Status::ok();  // overwriting allocated space
   uint64_t total = 0;
   for (const auto& [p, file] : files_) total += file->data.size();
-  if (total + data.size() > space_limit_bytes_) {
+  if (total + grow_bytes > space_limit_bytes_) {
     return Status(Code::kNoSpace, "write " + path + ": No space left on device");
   }
   return Status::ok();
@@ -467,12 +499,23 @@ Status FaultInjectionFileSystem::on_sync(const std::string& path, File& f) {
 
 void FaultInjectionFileSystem::on_crash_file(const std::string& path, File& f) {
   if (!torn_writes_) return;
-  // Keep a random prefix of the unsynced tail: a torn write.
-  if (f.data.size() > f.durable.size() && f.data.compare(0, f.durable.size(), f.durable) == 0) {
-    uint64_t extra = f.data.size() - f.durable.size();
-    uint64_t keep = next_random() % (extra + 1);
-    f.durable = f.data.substr(0, f.durable.size() + keep);
+  // Keep a random prefix of the bytes written since the last sync: a torn
+  // write. They are the range from the first to the last byte where the
+  // file differs from its durable content (appended after it, or written
+  // over it in place); a file cut shorter since its sync is left alone.
+  if (f.data.size() < f.durable.size()) return;
+  size_t common = f.durable.size();
+  size_t first = 0;
+  while (first < common && f.data[first] == f.durable[first]) first++;
+  size_t last = f.data.size();
+  if (last == common) {
+    while (last > first && f.data[last - 1] == f.durable[last - 1]) last--;
   }
+  if (first == last) return;
+  uint64_t keep = next_random() % (last - first + 1);
+  std::string torn = f.data.substr(0, first + keep);
+  if (torn.size() < common) torn.append(f.durable, torn.size(), std::string::npos);
+  f.durable = std::move(torn);
 }
 
 }  // namespace qkv::storage

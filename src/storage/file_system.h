@@ -50,6 +50,10 @@ class FileSystem {
   // dropped).
   virtual Result<std::unique_ptr<WritableFile>> reopen(const std::string& path,
                                                        uint64_t offset) = 0;
+  // Opens an existing file (the WAL's zero-filled spare segment) for writing
+  // from its start without cutting it: appends overwrite its bytes in place,
+  // and size() counts only what was appended through this handle.
+  virtual Result<std::unique_ptr<WritableFile>> overwrite(const std::string& path) = 0;
   virtual Result<std::string> read_file(const std::string& path) = 0;
   // Up to n bytes from `offset` (fewer only at the end of the file; none
   // at or past it). For files too large to hold whole (snapshots).
@@ -72,6 +76,7 @@ class PosixFileSystem final : public FileSystem {
  public:
   Result<std::unique_ptr<WritableFile>> create(const std::string& path) override;
   Result<std::unique_ptr<WritableFile>> reopen(const std::string& path, uint64_t offset) override;
+  Result<std::unique_ptr<WritableFile>> overwrite(const std::string& path) override;
   Result<std::string> read_file(const std::string& path) override;
   Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t n) override;
   Result<uint64_t> file_size(const std::string& path) override;
@@ -88,6 +93,7 @@ class MemFileSystem : public FileSystem {
  public:
   Result<std::unique_ptr<WritableFile>> create(const std::string& path) override;
   Result<std::unique_ptr<WritableFile>> reopen(const std::string& path, uint64_t offset) override;
+  Result<std::unique_ptr<WritableFile>> overwrite(const std::string& path) override;
   Result<std::string> read_file(const std::string& path) override;
   Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t n) override;
   Result<uint64_t> file_size(const std::string& path) override;
@@ -116,7 +122,8 @@ class MemFileSystem : public FileSystem {
   friend class MemWritableFile;
 
   // Hooks for fault injection (called with mu_ held).
-  virtual Status on_append(const std::string& path, File& f, std::string_view data) {
+  // grow_bytes: how much the write lengthens the file.
+  virtual Status on_append(const std::string& path, File& f, uint64_t grow_bytes) {
     return Status::ok();
   }
   virtual Status on_sync(const std::string& path, File& f) { return Status::ok(); }
@@ -138,13 +145,15 @@ class FaultInjectionFileSystem final : public MemFileSystem {
   // Appends fail with kNoSpace once the total file bytes would exceed this.
   void set_space_limit_bytes(uint64_t bytes);
   // At the next crash(), each file keeps a random prefix of its unsynced
-  // bytes (a torn last write) instead of none.
+  // bytes (a torn last write) instead of none: of the bytes appended since
+  // the last sync, or of the overwritten range for a file opened with
+  // overwrite().
   void set_torn_writes(bool torn);
   // Flips one bit of a file's current and durable content.
   Status flip_bit(const std::string& path, uint64_t byte_offset, int bit);
 
  protected:
-  Status on_append(const std::string& path, File& f, std::string_view data) override;
+  Status on_append(const std::string& path, File& f, uint64_t grow_bytes) override;
   Status on_sync(const std::string& path, File& f) override;
   void on_crash_file(const std::string& path, File& f) override;
 

@@ -77,6 +77,7 @@ class LogStore {
   Status compact(uint64_t group, std::shared_ptr<const raft::Snapshot> snap);
 
   Wal& wal() { return *wal_; }
+  const Wal& wal() const { return *wal_; }
 
  private:
   struct Staged {

@@ -12,6 +12,11 @@ namespace qkv::storage {
 namespace {
 
 constexpr char kSegmentMagic[8] = {'Q', 'K', 'V', 'W', 'A', 'L', '\0', '\1'};
+constexpr char kSpareName[] = "spare.wal.tmp";
+// A spare is written and synced in pieces of this size, so the page cache
+// never holds much of it dirty at once (a sync of the segment in use would
+// not wait on it anyway: it is another file).
+constexpr uint64_t kSpareChunkBytes = 1ull << 20;
 
 
 bool all_zero(const std::string& s, size_t from) {
@@ -100,10 +105,20 @@ Wal::Wal(FileSystem* fs, std::string dir, WalOptions options)
     : fs_(fs), dir_(std::move(dir)), opts_(options) {}
 
 Wal::~Wal() {
+  if (filler_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    spare_cv_.notify_all();
+    filler_.join();
+  }
   if (file_) (void)file_->close();
 }
 
 std::string Wal::segment_path(uint64_t seq) const { return path_join(dir_, segment_name(seq)); }
+
+std::string Wal::spare_path() const { return path_join(dir_, kSpareName); }
 
 Result<std::unique_ptr<Wal>> Wal::open(FileSystem* fs, const std::string& dir,
                                        const WalOptions& options, WalRecovery* recovery) {
@@ -111,6 +126,7 @@ Result<std::unique_ptr<Wal>> Wal::open(FileSystem* fs, const std::string& dir,
   std::unique_ptr<Wal> wal(new Wal(fs, dir, options));
   WalRecovery local;
   if (Status s = wal->recover(recovery ? recovery : &local); !s.is_ok()) return s;
+  if (options.prefill) wal->filler_ = std::thread(&Wal::fill_spares, wal.get());
   return wal;
 }
 
@@ -291,6 +307,9 @@ Status Wal::replay_segment(size_t i, const std::string& path, bool last, WalReco
 }
 
 Status Wal::recover(WalRecovery* rec) {
+  // A spare left by an earlier run may be incomplete; a new one is made
+  // when needed.
+  if (fs_->exists(spare_path())) (void)fs_->remove_file(spare_path());
   auto names = fs_->list_dir(dir_);
   if (!names.is_ok()) return names.status();
   std::vector<uint64_t> seqs;
@@ -366,13 +385,37 @@ Status Wal::recover(WalRecovery* rec) {
   return delete_released_segments_locked();
 }
 
+std::shared_ptr<WritableFile> Wal::take_spare_locked(const std::string& path) {
+  if (spare_ != Spare::kReady) {
+    if (spare_ == Spare::kFailed) spare_ = Spare::kNone;  // try again for the next segment
+    return nullptr;
+  }
+  spare_ = Spare::kNone;
+  if (!fs_->rename(spare_path(), path).is_ok()) {
+    (void)fs_->remove_file(spare_path());
+    stats_.spare_failures++;
+    return nullptr;
+  }
+  auto f = fs_->overwrite(path);
+  if (!f.is_ok()) {
+    stats_.spare_failures++;  // create() below cuts the renamed file
+    return nullptr;
+  }
+  stats_.spares_used++;
+  return std::shared_ptr<WritableFile>(std::move(f).value());
+}
+
 Status Wal::start_segment_locked(uint64_t seq) {
   std::string path = segment_path(seq);
-  auto f = fs_->create(path);
-  if (!f.is_ok()) return f.status();
-  std::shared_ptr<WritableFile> file(std::move(f).value());
-  if (opts_.preallocate) {
-    if (Status s = file->preallocate(opts_.segment_bytes_max); !s.is_ok()) return s;
+  std::shared_ptr<WritableFile> file = take_spare_locked(path);
+  const bool prefilled = file != nullptr;
+  if (!file) {
+    auto f = fs_->create(path);
+    if (!f.is_ok()) return f.status();
+    file = std::shared_ptr<WritableFile>(std::move(f).value());
+    if (opts_.preallocate) {
+      if (Status s = file->preallocate(opts_.segment_bytes_max); !s.is_ok()) return s;
+    }
   }
   WalBatch checkpoint;
   std::string header = segment_header(seq);
@@ -393,8 +436,55 @@ Status Wal::start_segment_locked(uint64_t seq) {
   if (Status s = fs_->sync_dir(dir_); !s.is_ok()) return s;
   segments_.push_back(Segment{seq, path, {}, file->size()});
   file_ = std::move(file);
+  current_prefilled_ = prefilled;
   stats_.segments_created++;
   return Status::ok();
+}
+
+void Wal::want_spare_locked() {
+  if (!opts_.prefill || spare_ != Spare::kNone) return;
+  uint64_t start = current_prefilled_ ? opts_.segment_bytes_max / 2 : opts_.prefill_start_bytes;
+  if (file_->size() < start) return;
+  spare_ = Spare::kWanted;
+  spare_cv_.notify_one();
+}
+
+void Wal::fill_spares() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    spare_cv_.wait(lock, [&] { return stop_ || spare_ == Spare::kWanted; });
+    if (stop_) return;
+    spare_ = Spare::kFilling;
+    lock.unlock();
+    Status s = make_spare();
+    lock.lock();
+    if (s.is_ok()) {
+      spare_ = Spare::kReady;
+      stats_.spares_made++;
+    } else {
+      // Not fatal: rotation makes an ordinary segment. No retry before the
+      // next rotation, so a full disk is not rewritten in a loop.
+      (void)fs_->remove_file(spare_path());
+      spare_ = Spare::kFailed;
+      if (!stop_) stats_.spare_failures++;
+    }
+  }
+}
+
+Status Wal::make_spare() {
+  auto f = fs_->create(spare_path());
+  if (!f.is_ok()) return f.status();
+  std::unique_ptr<WritableFile> file = std::move(f).value();
+  if (Status s = file->preallocate(opts_.segment_bytes_max); !s.is_ok()) return s;
+  const std::string zeros(std::min(opts_.segment_bytes_max, kSpareChunkBytes), '\0');
+  for (uint64_t done = 0; done < opts_.segment_bytes_max;) {
+    if (stop_) return Status(Code::kIoError, "wal: closed while making a spare segment");
+    size_t n = std::min<uint64_t>(zeros.size(), opts_.segment_bytes_max - done);
+    if (Status s = file->append(std::string_view(zeros.data(), n)); !s.is_ok()) return s;
+    if (Status s = file->sync(); !s.is_ok()) return s;
+    done += n;
+  }
+  return file->close();
 }
 
 Status Wal::rotate_locked() {
@@ -477,9 +567,16 @@ Result<uint64_t> Wal::append(const WalBatch& batch) {
     }
   }
   if (batch.empty()) return appended_seq_;
+  // Rotate when the segment is full, or early into the first spare.
+  bool early = spare_ == Spare::kReady && !current_prefilled_;
   if (file_->size() > segments_.back().start_bytes &&
-      file_->size() + batch.buf_.size() > opts_.segment_bytes_max) {
-    if (Status s = rotate_locked(); !s.is_ok()) return s;
+      (early || file_->size() + batch.buf_.size() > opts_.segment_bytes_max)) {
+    bool fits = file_->size() + batch.buf_.size() <= opts_.segment_bytes_max;
+    if (Status s = rotate_locked(); !s.is_ok()) {
+      // An early rotation that found no space leaves the old segment in
+      // use (rotate_locked synced it); the batch still fits there.
+      if (!(early && fits && s.code() == Code::kNoSpace)) return s;
+    }
   }
   uint64_t before = file_->size();
   if (Status s = file_->append(batch.buf_); !s.is_ok()) {
@@ -491,6 +588,7 @@ Result<uint64_t> Wal::append(const WalBatch& batch) {
     return s;
   }
   note_batch_locked(batch, segments_.back(), appended_seq_ + 1);
+  want_spare_locked();
   stats_.appends++;
   stats_.records += batch.infos_.size();
   stats_.bytes += batch.buf_.size();
@@ -572,6 +670,7 @@ WalStats Wal::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   WalStats s = stats_;
   s.live_segments = segments_.size();
+  s.spare_in_progress = spare_ == Spare::kWanted || spare_ == Spare::kFilling;
   return s;
 }
 

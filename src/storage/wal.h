@@ -12,8 +12,20 @@
 // At each rotation the new segment starts with a checkpoint of every group's
 // hard state and log base, so an old segment can be deleted once every group
 // has released (compacted) all entries it holds. Formats: docs/ARCHITECTURE.md.
+//
+// With prefill on, a background thread keeps one spare segment whose blocks
+// are already written (with zeros) and synced, and rotation renames it into
+// place. A sync of a record in such a segment overwrites allocated blocks; in
+// a segment reserved with fallocate, whose blocks are still unwritten, the
+// file system must also journal their conversion (ext4: a journal commit per
+// sync). The spare is begun once the segment being written holds
+// prefill_start_bytes (half a segment when that one is itself prefilled), so
+// a node that writes little never pays for one, and the WAL rotates into the
+// first spare early rather than keep writing a segment that is not
+// prefilled.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -21,6 +33,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/status.h"
@@ -44,6 +57,10 @@ struct WalOptions {
   uint64_t segment_bytes_max = 64ull << 20;
   uint64_t record_bytes_max = 64ull << 20;
   bool preallocate = true;
+  // Keep a zero-filled spare segment (above). Costs one segment of disk
+  // space and writing each segment twice (zeros, then records).
+  bool prefill = false;
+  uint64_t prefill_start_bytes = 4ull << 20;
   // Truncate at the first corrupt record (losing everything after it)
   // instead of refusing to start.
   bool repair = false;
@@ -102,6 +119,10 @@ struct WalStats {
   uint64_t segments_created = 0;
   uint64_t segments_deleted = 0;
   uint64_t live_segments = 0;
+  uint64_t spares_made = 0;      // zero-filled spare segments made
+  uint64_t spares_used = 0;      // rotations into a spare
+  uint64_t spare_failures = 0;   // spares abandoned (e.g. no space); rotation then falls back
+  bool spare_in_progress = false;  // a spare is wanted or being made
 };
 
 class Wal {
@@ -154,6 +175,13 @@ class Wal {
   Status replay_segment(size_t i, const std::string& path, bool last, WalRecovery* recovery,
                         uint64_t* valid_end, bool* truncated_rest);
   Status start_segment_locked(uint64_t seq);
+  // Renames the spare to path and opens it; null if there is no spare or
+  // that fails (the caller then makes a segment the ordinary way).
+  std::shared_ptr<WritableFile> take_spare_locked(const std::string& path);
+  void want_spare_locked();
+  void fill_spares();  // the prefill thread
+  Status make_spare();
+  std::string spare_path() const;
   Status rotate_locked();
   void note_batch_locked(const WalBatch& batch, Segment& seg, uint64_t seq);
   void mark_durable_locked(uint64_t seq);
@@ -175,6 +203,14 @@ class Wal {
   bool syncing_ = false;
   Status failed_;  // sticky: a failed sync or an unrecoverable write
   WalStats stats_;
+
+  // Prefill (guarded by mu_ except stop_).
+  enum class Spare { kNone, kWanted, kFilling, kReady, kFailed };
+  Spare spare_ = Spare::kNone;
+  bool current_prefilled_ = false;  // the segment being written was a spare
+  std::condition_variable spare_cv_;
+  std::atomic<bool> stop_{false};
+  std::thread filler_;
 };
 
 }  // namespace qkv::storage

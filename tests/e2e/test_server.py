@@ -785,6 +785,75 @@ class TransactionTest(unittest.TestCase):
                 self.assertIn("max_write_buffer_number=4\n", text)
                 self.assertIn("memtable_factory=" + factory, text)
 
+def http_metrics(node):
+    """The node's /metrics as {name: value}."""
+    url = "http://127.0.0.1:%d/metrics" % node.http_port
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = resp.read().decode()
+    values = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+class WalPrefillTest(unittest.TestCase):
+    def test_nodes_move_to_zero_filled_segments_and_recover_from_them(self):
+        # Past 4 MiB of the first WAL segment each node makes a zero-filled
+        # spare (64 MiB) and moves into it at its next write; after a kill -9
+        # of every node the cluster restarts from those segments intact.
+        value = b"w" * (1 << 20)
+        with Cluster(3) as c:
+            r = c.nodes[0].client()
+            self.assertEqual(r.config_get("wal-prefill"), {"wal-prefill": "yes"})
+            leader = c.leader().client()
+            for i in range(6):
+                self.assertTrue(leader.set("big:%d" % i, value))
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                if all(http_metrics(n)["quorumkv_wal_spares_made_total"] >= 1 for n in c.nodes):
+                    break
+                time.sleep(0.2)
+            for i in range(50):
+                self.assertTrue(leader.set("small:%d" % i, "s%d" % i))
+            for n in c.nodes:
+                m = http_metrics(n)
+                self.assertEqual(m["quorumkv_wal_spares_used_total"], 1, n.name)
+                self.assertEqual(m["quorumkv_wal_spare_failures_total"], 0, n.name)
+                self.assertGreaterEqual(m["quorumkv_wal_segments_created_total"], 2, n.name)
+                wal = os.path.join(n.data_dir, "wal")
+                segs = sorted(f for f in os.listdir(wal) if f.endswith(".wal"))
+                # The segment in use was the spare: its full length is written.
+                self.assertEqual(os.path.getsize(os.path.join(wal, segs[-1])), 64 << 20, n.name)
+            for n in c.nodes:
+                n.kill()
+            for n in c.nodes:
+                n.start()
+            c.wait_leader()
+            leader = c.leader().client()
+            for i in range(6):
+                self.assertEqual(leader.get("big:%d" % i), value)
+            for i in range(50):
+                self.assertEqual(leader.get("small:%d" % i), b"s%d" % i)
+            self.assertTrue(leader.set("after", "restart"))
+            self.assertEqual(leader.get("after"), b"restart")
+
+    def test_prefill_off_makes_no_spare(self):
+        with Cluster(1, extra=["--wal-prefill", "no"]) as c:
+            n = c.nodes[0]
+            r = n.client()
+            self.assertEqual(r.config_get("wal-prefill"), {"wal-prefill": "no"})
+            for i in range(6):
+                self.assertTrue(r.set("big:%d" % i, b"n" * (1 << 20)))
+            time.sleep(1)
+            self.assertTrue(r.set("k", "v"))
+            m = http_metrics(n)
+            self.assertEqual(m["quorumkv_wal_spares_made_total"], 0)
+            self.assertEqual(m["quorumkv_wal_segments_created_total"], 1)
+            self.assertFalse(os.path.exists(os.path.join(n.data_dir, "wal", "spare.wal.tmp")))
+
+
 class PubSubTest(unittest.TestCase):
     def test_messages_reach_subscribers_on_every_node(self):
         with Cluster(3) as c:

@@ -36,6 +36,11 @@ TEST(ConfigTest, FlagsParse) {
     ASSERT_TRUE(off.is_ok()) << no << ": " << off.status().to_string();
     EXPECT_FALSE(off->read_cache_fill_on_write) << no;
   }
+  EXPECT_TRUE(rc->wal_prefill);
+  auto np = parse_config_args({"--wal-prefill", "no"});
+  ASSERT_TRUE(np.is_ok()) << np.status().to_string();
+  EXPECT_FALSE(np->wal_prefill);
+  EXPECT_EQ(parse_config_args({"--wal-prefill", "sometimes"}).code(), Code::kInvalidArgument);
   auto on = parse_config_args({"--read-cache-fill-on-write", "yes"});
   ASSERT_TRUE(on.is_ok()) << on.status().to_string();
   EXPECT_TRUE(on->read_cache_fill_on_write);
