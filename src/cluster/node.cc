@@ -295,6 +295,14 @@ void Node::send_all(std::vector<raftpb::Message>& msgs) {
 void Node::run_ready_loop() {
   if (stopped_) return;
   if (persisting_) {
+    // A leader's appends of entries proposed since leave now, while its own
+    // disk is busy (raft::Node::take_early_messages); the next Ready
+    // persists those entries here.
+    for (auto& [gid, g] : groups_) {
+      if (!g.ready || !opts_.early_messages) continue;
+      std::vector<raftpb::Message> msgs = g.raft->take_early_messages();
+      send_all(msgs);
+    }
     // Entries committed since the outstanding Readies were taken (the
     // followers' acknowledgements arrive while this node syncs its next
     // batch) are applied now if durable here, not after that sync.
@@ -378,6 +386,7 @@ void Node::note_fsync(Clock::duration took) {
   size_t b = 0;
   while (b < fsync_bucket_us_.size() && static_cast<uint64_t>(us) > fsync_bucket_us_[b]) b++;
   fsync_counts_[b]++;
+  fsync_sum_us_ += static_cast<uint64_t>(us);
 }
 
 void Node::on_persisted(Status st) {

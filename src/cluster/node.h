@@ -75,6 +75,10 @@ struct NodeOptions {
   // the io thread (no hand-off to the persist thread and back: a follower's
   // sync is on the path of every commit; ARCHITECTURE decision 22).
   bool follower_sync_inline = true;
+  // While its disk syncs one Ready, a leader sends the appends of entries
+  // proposed since (raft::Node::take_early_messages) instead of holding them
+  // for the next Ready.
+  bool early_messages = true;
   // Take a snapshot and compact the log every this many applied entries.
   uint64_t snapshot_entries = 20000;
   // Raft limits (see raft::Config).
@@ -229,6 +233,8 @@ class Node {
   const std::string& fatal_error() const { return fatal_; }
   // fdatasync latency histogram of the WAL (bucket upper bounds in us).
   std::vector<std::pair<uint64_t, uint64_t>> fsync_histogram() const;
+  // Sum of those fdatasync latencies, in us.
+  uint64_t fsync_sum_us() const { return fsync_sum_us_; }
   // The WAL's counters (segments, spares). Thread-safe.
   storage::WalStats wal_stats() const;
 
@@ -333,6 +339,7 @@ class Node {
   std::vector<uint64_t> fsync_bucket_us_{100, 250, 500, 1000, 2500, 5000, 10000, 25000,
                                          50000, 100000, 250000, 1000000};
   std::vector<uint64_t> fsync_counts_ = std::vector<uint64_t>(13, 0);
+  uint64_t fsync_sum_us_ = 0;
 };
 
 // Context of a ConfChange proposed by add_member: "host:port".

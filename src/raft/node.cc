@@ -53,6 +53,12 @@ Snapshot bootstrap_snapshot(uint64_t group, const ConfState& initial) {
 
 namespace {
 
+// A message generated in a term before `term` (see ready()).
+bool stale_message(const Message& m, uint64_t term) {
+  return m.term() != 0 && m.term() < term && m.type() != raftpb::MSG_VOTE_RESP &&
+         m.type() != raftpb::MSG_PRE_VOTE_RESP;
+}
+
 bool same_hard_state(const HardState& a, const HardState& b) {
   return a.term() == b.term() && a.vote() == b.vote() && a.commit() == b.commit();
 }
@@ -163,10 +169,7 @@ Ready Node::ready() {
   // stuck in a lower term the term to catch up with, and a grant was true
   // in its term (this node can never vote in that term again).
   uint64_t term = raft_->term();
-  auto stale = [term](const Message& m) {
-    return m.term() != 0 && m.term() < term && m.type() != raftpb::MSG_VOTE_RESP &&
-           m.type() != raftpb::MSG_PRE_VOTE_RESP;
-  };
+  auto stale = [term](const Message& m) { return stale_message(m, term); };
   std::erase_if(rd.messages, stale);
   std::erase_if(rd.messages_after_persist, stale);
   if (vote_changed && !rd.messages.empty()) {
@@ -229,6 +232,18 @@ std::vector<Entry> Node::durable_committed() {
   if (out.empty()) return out;
   h.applied_index = out.back().index();
   for (const auto& e : out) h.data_bytes += entry_bytes(e);
+  return out;
+}
+
+std::vector<Message> Node::take_early_messages() {
+  const Handed& h = *handed_;
+  if (!h.outstanding || h.snapshot_index != 0) return {};
+  HardState hs = raft_->hard_state();
+  if (hs.term() != prev_hard_state_.term() || hs.vote() != prev_hard_state_.vote()) return {};
+  raft_->flush_appends();
+  std::vector<Message> out = raft_->take_messages();
+  uint64_t term = raft_->term();
+  std::erase_if(out, [term](const Message& m) { return stale_message(m, term); });
   return out;
 }
 

@@ -210,6 +210,16 @@ class Node {
   // changes, and up to (not including) a conf-change entry: conf changes
   // reach the application only in a Ready, with its conf_state (decision 3).
   std::vector<Entry> durable_committed();
+  // Between ready() and advance(): the messages that may leave before any
+  // sync, produced since the outstanding Ready was taken, that the next
+  // ready() would put in `messages` (a leader's appends of entries proposed
+  // since, heartbeats). Send them at once: a leader's new entries reach the
+  // followers while its own disk is still busy with the Ready before
+  // (thesis §10.2.1, across Readies). Their entries stay in the log for the
+  // next Ready to persist. Empty when no Ready is outstanding, while it holds
+  // a snapshot, and when the term or vote differs from the last durable one
+  // (nothing leaves before a new term or vote is durable).
+  std::vector<Message> take_early_messages();
 
   NodeStatus status() const;
   ConfState conf_state() const;

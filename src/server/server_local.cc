@@ -631,6 +631,8 @@ std::string Server::metrics() {
         << "\"} " << cum << "\n";
     }
   }
+  o << "quorumkv_wal_fsync_seconds_sum " << static_cast<double>(node_->fsync_sum_us()) / 1e6
+    << "\n";
   o << "quorumkv_wal_fsync_seconds_count " << cum << "\n";
   const storage::WalStats ws = node_->wal_stats();
   o << "quorumkv_wal_syncs_total " << ws.syncs << "\n";

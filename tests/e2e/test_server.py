@@ -962,6 +962,7 @@ class InfoTest(unittest.TestCase):
             self.assertEqual(values['quorumkv_raft_is_leader{group="1"}'], 1)
             self.assertGreaterEqual(values['quorumkv_raft_applied_index{group="1"}'], 100)
             self.assertGreaterEqual(values["quorumkv_wal_fsync_seconds_count"], 1)
+            self.assertGreater(values["quorumkv_wal_fsync_seconds_sum"], 0)
             self.assertGreater(values["quorumkv_state_memtables_bytes"], 100 * 100)
             self.assertGreater(values["quorumkv_state_read_cache_bytes"], 0)
             for name in ("quorumkv_state_block_cache_bytes", "quorumkv_state_table_readers_bytes"):

@@ -56,7 +56,8 @@ std::string replay_command(const SimOptions& o) {
                   " --steps " + std::to_string(o.steps) + " --read-mode " +
                   qkv::sim::read_mode_name(o.read_mode) + " --early-apply " +
                   qkv::sim::early_apply_name(o.early_apply) + " --coalesce-appends " +
-                  qkv::sim::early_apply_name(o.coalesce_appends);
+                  qkv::sim::early_apply_name(o.coalesce_appends) + " --early-messages " +
+                  qkv::sim::early_apply_name(o.early_messages);
   if (o.bug != Bug::kNone) s += std::string(" --bug ") + qkv::sim::bug_name(o.bug);
   if (!o.core_invariants) s += " --no-core-invariants";
   return s + " --verbose";
@@ -195,6 +196,7 @@ int main(int argc, char** argv) {
   std::string read_mode = "mixed";
   std::string early_apply = "mixed";
   std::string coalesce_appends = "mixed";
+  std::string early_messages = "mixed";
   bool verbose = false;
   bool expect_violation = false;
   bool no_core_invariants = false;
@@ -221,6 +223,11 @@ int main(int argc, char** argv) {
   app.add_option("--coalesce-appends", coalesce_appends,
                  "leaders build one MsgApp per follower per Ready (Config::coalesce_appends): "
                  "on, off, or mixed (seeds with seed/2 odd)")
+      ->check(CLI::IsMember({"on", "off", "mixed"}));
+  app.add_option("--early-messages", early_messages,
+                 "asynchronous seeds send a leader's appends of new entries while its Ready "
+                 "is persisted (raft::Node::take_early_messages): on, off, or mixed (seeds with "
+                 "seed/4 odd)")
       ->check(CLI::IsMember({"on", "off", "mixed"}));
   app.add_flag("--verbose,-v", verbose, "print a trace of every event (use with --seed)");
   app.add_flag("--expect-violation", expect_violation,
@@ -263,6 +270,9 @@ int main(int argc, char** argv) {
   base.coalesce_appends = coalesce_appends == "on"    ? qkv::sim::EarlyApplyChoice::kOn
                           : coalesce_appends == "off" ? qkv::sim::EarlyApplyChoice::kOff
                                                       : qkv::sim::EarlyApplyChoice::kMixed;
+  base.early_messages = early_messages == "on"    ? qkv::sim::EarlyApplyChoice::kOn
+                        : early_messages == "off" ? qkv::sim::EarlyApplyChoice::kOff
+                                                  : qkv::sim::EarlyApplyChoice::kMixed;
   if (seed) {
     seed_start = *seed;
     seeds = 1;

@@ -93,6 +93,7 @@ void SimStats::add(const SimStats& o) {
   snapshots_installed += o.snapshots_installed;
   crashes += o.crashes;
   crashes_mid_ready += o.crashes_mid_ready;
+  early_messages += o.early_messages;
   early_applies += o.early_applies;
   pauses += o.pauses;
   partitions += o.partitions;
@@ -115,6 +116,7 @@ std::string SimStats::to_string() const {
     << " snap_chunks=" << snap_chunks_sent << " snapshots=" << snapshots_created << "/"
     << snapshots_installed << "(taken/installed) crashes=" << crashes
     << " mid_ready_crashes=" << crashes_mid_ready << " early_applies=" << early_applies
+    << " early_messages=" << early_messages
     << " pauses=" << pauses
     << " partitions=" << partitions << " transfers=" << transfers
     << " conf_changes=" << conf_changes_proposed << "/" << conf_changes_applied
@@ -154,6 +156,7 @@ struct Params {
   bool async_ready = false;
   bool early_apply = false;  // set from SimOptions, not drawn (sim.h)
   bool coalesce_appends = false;  // likewise
+  bool early_messages = false;    // likewise
   uint64_t disk_delay_max = 5;
   // Network (time units; a tick is kTickUnits).
   uint64_t delay_max = 10;
@@ -184,7 +187,7 @@ struct Params {
       << " committed_per_ready=" << committed_bytes_per_ready_max
       << " chunk=" << snapshot_chunk_bytes << " chunk_inflight=" << snapshot_inflight_chunks_max
       << " async_ready=" << async_ready << " early_apply=" << early_apply
-      << " coalesce_appends=" << coalesce_appends
+      << " coalesce_appends=" << coalesce_appends << " early_messages=" << early_messages
       << " disk_delay=" << disk_delay_max
       << " delay_max=" << delay_max << " reorder=" << reorder << " drop=" << p_drop
       << " dup=" << p_dup << " long_delay=" << p_long_delay << " net_change=" << p_net_change
@@ -258,6 +261,9 @@ Params sample_params(SimRng& r, const SimOptions& o) {
                                     (o.early_apply == EarlyApplyChoice::kMixed && o.seed % 2 == 1));
   p.coalesce_appends = o.coalesce_appends == CoalesceChoice::kOn ||
                        (o.coalesce_appends == CoalesceChoice::kMixed && (o.seed / 2) % 2 == 1);
+  p.early_messages =
+      p.async_ready && (o.early_messages == EarlyMessagesChoice::kOn ||
+                        (o.early_messages == EarlyMessagesChoice::kMixed && (o.seed / 4) % 2 == 1));
   return p;
 }
 
@@ -880,6 +886,14 @@ void Cluster::after_input(SimNode& n) {
       if (oracle_.failed()) return;
     }
     n.mem_commit_checked = c;
+  }
+  if (params_.early_messages && n.inflight) {
+    // What cluster::Node does while the disk works: a leader's appends of
+    // entries proposed since leave before this Ready's sync and theirs.
+    for (Message& m : n.node->take_early_messages()) {
+      stats_.early_messages++;
+      send(n, std::move(m));
+    }
   }
   if (params_.early_apply && n.inflight) {
     // What cluster::Node does while the disk works (node.h: durable_committed).

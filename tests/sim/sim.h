@@ -41,6 +41,10 @@ enum class EarlyApplyChoice { kOff, kOn, kMixed };
 // cluster::Node runs the core). kMixed: seeds with seed/2 odd (chosen
 // without drawing from the PRNG, so `off` replays earlier schedules).
 using CoalesceChoice = EarlyApplyChoice;
+// Asynchronous seeds send a node's early messages (raft::Node::
+// take_early_messages) while its Ready is persisted, as cluster::Node does.
+// kMixed: seeds with seed/4 odd.
+using EarlyMessagesChoice = EarlyApplyChoice;
 
 struct SimOptions {
   uint64_t seed = 1;
@@ -51,6 +55,7 @@ struct SimOptions {
   ReadModeChoice read_mode = ReadModeChoice::kMixed;
   EarlyApplyChoice early_apply = EarlyApplyChoice::kMixed;
   CoalesceChoice coalesce_appends = CoalesceChoice::kMixed;
+  EarlyMessagesChoice early_messages = EarlyMessagesChoice::kMixed;
   // Also run the core's own invariant checker (Raft::check_invariants) after
   // every input. A failure there aborts the process.
   bool core_invariants = true;
@@ -77,6 +82,7 @@ struct SimStats {
   uint64_t snapshots_installed = 0;
   uint64_t crashes = 0;
   uint64_t crashes_mid_ready = 0;
+  uint64_t early_messages = 0;  // sent by take_early_messages()
   uint64_t early_applies = 0;  // entries applied before their Ready's sync returned
   uint64_t pauses = 0;
   uint64_t partitions = 0;

@@ -175,6 +175,113 @@ TEST(RaftNodeTest, DurableCommittedWhileTheNextAppendIsPending) {
   l.advance();
 }
 
+// Node::take_early_messages(): while the leader's Ready with A is
+// outstanding, B is proposed; its appends leave at once, before the leader
+// has written A or B. The followers' acknowledgements commit both, but the
+// leader hands out only what its own disk holds: B comes in the next Ready's
+// entries, and is applied after that Ready's sync.
+TEST(RaftNodeTest, EarlyMessagesCarryEntriesProposedWhileAReadyIsSynced) {
+  for (bool coalesce : {false, true}) {
+    Config base;
+    base.coalesce_appends = coalesce;
+    Cluster c(3, base);
+    c.node(1).campaign();
+    c.stabilize();
+    ASSERT_EQ(c.node(1).role(), Role::kLeader);
+    Node& l = c.node(1);
+    EXPECT_TRUE(l.take_early_messages().empty()) << "no Ready outstanding";
+    ASSERT_TRUE(l.propose("A").is_ok());
+    Ready r1 = l.ready();  // A: the leader's write is in flight from here on
+    ASSERT_EQ(r1.entries.size(), 1u);
+    EXPECT_TRUE(l.take_early_messages().empty()) << "nothing new since the Ready";
+    ASSERT_TRUE(l.propose("B").is_ok());
+    std::vector<Message> early = l.take_early_messages();
+    std::map<uint64_t, std::vector<std::string>> sent;
+    for (const auto& m : early) {
+      ASSERT_EQ(m.type(), raftpb::MSG_APP) << m.ShortDebugString();
+      for (const auto& e : m.entries()) sent[m.to()].push_back(e.data());
+    }
+    EXPECT_EQ(sent[2], std::vector<std::string>{"B"}) << "coalesce=" << coalesce;
+    EXPECT_EQ(sent[3], std::vector<std::string>{"B"}) << "coalesce=" << coalesce;
+    EXPECT_TRUE(l.take_early_messages().empty()) << "taken twice";
+    // The followers get A's appends, then B's, persist both and acknowledge.
+    std::vector<Message> to_leader;
+    for (auto* batch : {&r1.messages, &early}) {
+      for (auto& m : *batch) ASSERT_TRUE(c.node(m.to()).step(m).is_ok());
+    }
+    for (uint64_t f = 2; f <= 3; f++) {
+      Node& n = c.node(f);
+      while (n.has_ready()) {
+        Ready rd = n.ready();
+        ASSERT_TRUE(c.storages[f - 1]->append(rd.entries).is_ok());
+        if (rd.hard_state) c.storages[f - 1]->set_hard_state(*rd.hard_state);
+        for (auto& m : rd.messages_after_persist) to_leader.push_back(m);
+        n.advance();
+      }
+    }
+    for (auto& m : to_leader) ASSERT_TRUE(l.step(m).is_ok());
+    const uint64_t b_index = r1.entries[0].index() + 1;
+    ASSERT_EQ(l.status().hard_state.commit(), b_index) << "A and B committed by 2 and 3";
+    EXPECT_TRUE(l.durable_committed().empty()) << "neither is on the leader's disk yet";
+    ASSERT_TRUE(c.storages[0]->append(r1.entries).is_ok());
+    l.advance();
+    Ready r2 = l.ready();
+    ASSERT_EQ(r2.entries.size(), 1u) << "B is persisted by the next Ready";
+    EXPECT_EQ(r2.entries[0].data(), "B");
+    // A is durable here now; B is applied after this Ready's sync (step 4).
+    ASSERT_EQ(r2.committed_entries.size(), 2u);
+    EXPECT_EQ(r2.committed_entries[0].data(), "A");
+    EXPECT_EQ(r2.committed_entries[1].data(), "B");
+    for (const auto& m : r2.messages) {
+      EXPECT_EQ(m.entries_size(), 0) << "B's appends were not sent again: "
+                                     << m.ShortDebugString();
+    }
+    ASSERT_TRUE(c.storages[0]->append(r2.entries).is_ok());
+    l.advance();
+  }
+}
+
+// Nothing leaves early before a new term or vote is durable: a node that
+// starts an election while a Ready is outstanding sends its vote requests
+// only after the Ready carrying its vote is synced.
+TEST(RaftNodeTest, NoEarlyMessagesBeforeANewTermOrVoteIsDurable) {
+  Config base;
+  base.pre_vote = false;  // a pre-candidate changes neither term nor vote
+  Cluster c(3, base);
+  c.node(1).campaign();
+  c.stabilize();
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  Node& f = c.node(2);
+  // An append from the leader leaves node 2 with a Ready to persist.
+  ASSERT_TRUE(c.node(1).propose("x").is_ok());
+  Ready lr = c.node(1).ready();
+  for (auto& m : lr.messages) {
+    if (m.to() == 2) {
+      ASSERT_TRUE(f.step(m).is_ok());
+    }
+  }
+  Ready r1 = f.ready();
+  ASSERT_EQ(r1.entries.size(), 1u);
+  // While it is synced, node 2 campaigns (term and vote change).
+  const uint64_t term = f.term();
+  f.campaign();
+  ASSERT_GT(f.term(), term);
+  EXPECT_TRUE(f.take_early_messages().empty()) << "vote requests before the vote is durable";
+  ASSERT_TRUE(c.storages[1]->append(r1.entries).is_ok());
+  if (r1.hard_state) c.storages[1]->set_hard_state(*r1.hard_state);
+  f.advance();
+  Ready r2 = f.ready();
+  ASSERT_TRUE(r2.hard_state.has_value());
+  EXPECT_EQ(r2.hard_state->vote(), 2u);
+  int votes = 0;
+  for (const auto& m : r2.messages) EXPECT_NE(m.type(), raftpb::MSG_VOTE);
+  for (const auto& m : r2.messages_after_persist) votes += m.type() == raftpb::MSG_VOTE;
+  EXPECT_EQ(votes, 2) << "the vote requests wait for the sync";
+  // With that hard state durable and nothing changed, nothing is withheld.
+  c.storages[1]->set_hard_state(*r2.hard_state);
+  f.advance();
+}
+
 // Config::coalesce_appends: proposals between two Readies leave in one
 // MsgApp per follower (entry batching), not one per proposal; replication
 // is otherwise unchanged.
