@@ -13,7 +13,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
@@ -21,24 +20,14 @@
 #include <vector>
 
 #include "base/check.h"
+#include "unit/temp_dir.h"
 
 namespace qkv::storage {
 namespace {
 
-namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "qkv-memtable-XXXXXX").string();
-    QKV_CHECK(mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("qkv-memtable") {}
 };
 
 std::unique_ptr<rocksdb::DB> Open(const std::string& dir, bool indexed, size_t write_buffer) {
