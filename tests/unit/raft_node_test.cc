@@ -100,6 +100,26 @@ struct Cluster {
     FAIL() << "did not stabilize";
   }
 
+  // Steps each message into its receiver, then has every receiver other than
+  // the leader persist its Readies (entries, hard state) and advance; returns
+  // what they send after persisting (their acknowledgements), undelivered.
+  std::vector<Message> persist_at_followers(const std::vector<Message>& msgs, uint64_t leader) {
+    for (const auto& m : msgs) EXPECT_TRUE(node(m.to()).step(m).is_ok());
+    std::vector<Message> out;
+    for (uint64_t f = 1; f <= nodes.size(); f++) {
+      if (f == leader) continue;
+      Node& n = node(f);
+      while (n.has_ready()) {
+        Ready rd = n.ready();
+        EXPECT_TRUE(storages[f - 1]->append(rd.entries).is_ok());
+        if (rd.hard_state) storages[f - 1]->set_hard_state(*rd.hard_state);
+        for (auto& m : rd.messages_after_persist) out.push_back(m);
+        n.advance();
+      }
+    }
+    return out;
+  }
+
   std::vector<std::unique_ptr<MemoryStorage>> storages;
   std::vector<std::unique_ptr<Node>> nodes;
   std::vector<std::vector<std::string>> applied;
@@ -146,22 +166,9 @@ TEST(RaftNodeTest, DurableCommittedWhileTheNextAppendIsPending) {
   ASSERT_EQ(r2.entries.size(), 1u);
   EXPECT_TRUE(l.durable_committed().empty()) << "A is not committed yet";
   // The followers persist A and B and acknowledge both.
-  std::deque<Message> to_followers;
-  for (auto& m : r1.messages) to_followers.push_back(m);
-  for (auto& m : r2.messages) to_followers.push_back(m);
-  std::vector<Message> to_leader;
-  for (auto& m : to_followers) ASSERT_TRUE(c.node(m.to()).step(m).is_ok());
-  for (uint64_t f = 2; f <= 3; f++) {
-    Node& n = c.node(f);
-    while (n.has_ready()) {
-      Ready rd = n.ready();
-      ASSERT_TRUE(c.storages[f - 1]->append(rd.entries).is_ok());
-      if (rd.hard_state) c.storages[f - 1]->set_hard_state(*rd.hard_state);
-      for (auto& m : rd.messages_after_persist) to_leader.push_back(m);
-      n.advance();
-    }
-  }
-  for (auto& m : to_leader) ASSERT_TRUE(l.step(m).is_ok());
+  std::vector<Message> to_followers = r1.messages;
+  to_followers.insert(to_followers.end(), r2.messages.begin(), r2.messages.end());
+  for (auto& m : c.persist_at_followers(to_followers, 1)) ASSERT_TRUE(l.step(m).is_ok());
   ASSERT_EQ(l.status().hard_state.commit(), r2.entries[0].index()) << "B committed by 2 and 3";
   std::vector<Entry> early = l.durable_committed();
   ASSERT_EQ(early.size(), 1u);
@@ -205,21 +212,9 @@ TEST(RaftNodeTest, EarlyMessagesCarryEntriesProposedWhileAReadyIsSynced) {
     EXPECT_EQ(sent[3], std::vector<std::string>{"B"}) << "coalesce=" << coalesce;
     EXPECT_TRUE(l.take_early_messages().empty()) << "taken twice";
     // The followers get A's appends, then B's, persist both and acknowledge.
-    std::vector<Message> to_leader;
-    for (auto* batch : {&r1.messages, &early}) {
-      for (auto& m : *batch) ASSERT_TRUE(c.node(m.to()).step(m).is_ok());
-    }
-    for (uint64_t f = 2; f <= 3; f++) {
-      Node& n = c.node(f);
-      while (n.has_ready()) {
-        Ready rd = n.ready();
-        ASSERT_TRUE(c.storages[f - 1]->append(rd.entries).is_ok());
-        if (rd.hard_state) c.storages[f - 1]->set_hard_state(*rd.hard_state);
-        for (auto& m : rd.messages_after_persist) to_leader.push_back(m);
-        n.advance();
-      }
-    }
-    for (auto& m : to_leader) ASSERT_TRUE(l.step(m).is_ok());
+    std::vector<Message> to_followers = r1.messages;
+    to_followers.insert(to_followers.end(), early.begin(), early.end());
+    for (auto& m : c.persist_at_followers(to_followers, 1)) ASSERT_TRUE(l.step(m).is_ok());
     const uint64_t b_index = r1.entries[0].index() + 1;
     ASSERT_EQ(l.status().hard_state.commit(), b_index) << "A and B committed by 2 and 3";
     EXPECT_TRUE(l.durable_committed().empty()) << "neither is on the leader's disk yet";
