@@ -785,19 +785,6 @@ class TransactionTest(unittest.TestCase):
                 self.assertIn("max_write_buffer_number=4\n", text)
                 self.assertIn("memtable_factory=" + factory, text)
 
-def http_metrics(node):
-    """The node's /metrics as {name: value}."""
-    url = "http://127.0.0.1:%d/metrics" % node.http_port
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        body = resp.read().decode()
-    values = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
-
-
 class WalPrefillTest(unittest.TestCase):
     def test_nodes_move_to_zero_filled_segments_and_recover_from_them(self):
         # Past 4 MiB of the first WAL segment each node makes a zero-filled
@@ -936,6 +923,19 @@ class LeaseReadTest(unittest.TestCase):
             self.assertEqual(leader.client().get("l:49"), b"after")
 
 
+def http_metrics(node):
+    """The node's /metrics as {name: value}."""
+    url = "http://127.0.0.1:%d/metrics" % node.http_port
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = resp.read().decode()
+    values = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
 class InfoTest(unittest.TestCase):
     def test_metrics_and_health_over_http(self):
         with Cluster(1) as c:
@@ -952,13 +952,7 @@ class InfoTest(unittest.TestCase):
 
             status, body = fetch("/health")
             self.assertEqual((status, body), (200, "ok\n"))
-            status, body = fetch("/metrics")
-            self.assertEqual(status, 200)
-            values = {}
-            for line in body.splitlines():
-                if line and not line.startswith("#"):
-                    name, value = line.rsplit(" ", 1)
-                    values[name] = float(value)
+            values = http_metrics(n)
             self.assertEqual(values['quorumkv_raft_is_leader{group="1"}'], 1)
             self.assertGreaterEqual(values['quorumkv_raft_applied_index{group="1"}'], 100)
             self.assertGreaterEqual(values["quorumkv_wal_fsync_seconds_count"], 1)

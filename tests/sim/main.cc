@@ -264,15 +264,14 @@ int main(int argc, char** argv) {
                    : read_mode == "lease"   ? ReadModeChoice::kLease
                                             : ReadModeChoice::kMixed;
   base.core_invariants = !no_core_invariants;
-  base.early_apply = early_apply == "on"    ? qkv::sim::EarlyApplyChoice::kOn
-                     : early_apply == "off" ? qkv::sim::EarlyApplyChoice::kOff
-                                            : qkv::sim::EarlyApplyChoice::kMixed;
-  base.coalesce_appends = coalesce_appends == "on"    ? qkv::sim::EarlyApplyChoice::kOn
-                          : coalesce_appends == "off" ? qkv::sim::EarlyApplyChoice::kOff
-                                                      : qkv::sim::EarlyApplyChoice::kMixed;
-  base.early_messages = early_messages == "on"    ? qkv::sim::EarlyApplyChoice::kOn
-                        : early_messages == "off" ? qkv::sim::EarlyApplyChoice::kOff
-                                                  : qkv::sim::EarlyApplyChoice::kMixed;
+  auto choice = [](const std::string& v) {
+    return v == "on"    ? qkv::sim::EarlyApplyChoice::kOn
+           : v == "off" ? qkv::sim::EarlyApplyChoice::kOff
+                        : qkv::sim::EarlyApplyChoice::kMixed;
+  };
+  base.early_apply = choice(early_apply);
+  base.coalesce_appends = choice(coalesce_appends);
+  base.early_messages = choice(early_messages);
   if (seed) {
     seed_start = *seed;
     seeds = 1;
