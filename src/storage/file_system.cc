@@ -32,8 +32,8 @@ namespace {
 
 Status errno_status(const std::string& what, const std::string& path, int err) {
   Code code = err == ENOSPC || err == EDQUOT ? Code::kNoSpace
-              : err == ENOENT               ? Code::kNotFound
-                                            : Code::kIoError;
+              : err == ENOENT                ? Code::kNotFound
+                                             : Code::kIoError;
   return Status(code, what + " " + path + ": " + std::strerror(err));
 }
 
@@ -461,6 +461,27 @@ void FaultInjectionFileSystem::set_fail_sync(bool fail) {
   fail_sync_ = fail;
 }
 
+void FaultInjectionFileSystem::set_fail_rename(bool fail) { fail_rename_ = fail; }
+void FaultInjectionFileSystem::set_fail_overwrite(bool fail) { fail_overwrite_ = fail; }
+void FaultInjectionFileSystem::set_fail_create(bool fail) { fail_create_ = fail; }
+
+Result<std::unique_ptr<WritableFile>> FaultInjectionFileSystem::create(const std::string& path) {
+  if (fail_create_) return Status(Code::kNoSpace, "open " + path + ": No space left on device");
+  return MemFileSystem::create(path);
+}
+
+Result<std::unique_ptr<WritableFile>> FaultInjectionFileSystem::overwrite(const std::string& path) {
+  if (fail_overwrite_) return Status(Code::kIoError, "open " + path + ": Input/output error");
+  return MemFileSystem::overwrite(path);
+}
+
+Status FaultInjectionFileSystem::rename(const std::string& from, const std::string& to) {
+  if (fail_rename_) {
+    return Status(Code::kIoError, "rename " + from + " to " + to + ": Input/output error");
+  }
+  return MemFileSystem::rename(from, to);
+}
+
 void FaultInjectionFileSystem::set_space_limit_bytes(uint64_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   space_limit_bytes_ = bytes;
@@ -481,8 +502,7 @@ Status FaultInjectionFileSystem::flip_bit(const std::string& path, uint64_t byte
   return Status::ok();
 }
 
-Status FaultInjectionFileSystem::on_append(const std::string& path, File& f,
-                                           uint64_t grow_bytes) {
+Status FaultInjectionFileSystem::on_append(const std::string& path, File& f, uint64_t grow_bytes) {
   if (grow_bytes == 0) return Status::ok();  // overwriting allocated space
   uint64_t total = 0;
   for (const auto& [p, file] : files_) total += file->data.size();

@@ -9,6 +9,7 @@
 //                             running out of space
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -115,8 +116,8 @@ class MemFileSystem : public FileSystem {
 
  protected:
   struct File {
-    std::string data;       // what reads see now
-    std::string durable;    // what survives a crash
+    std::string data;         // what reads see now
+    std::string durable;      // what survives a crash
     uint64_t generation = 0;  // open handles of older generations are dead
   };
   friend class MemWritableFile;
@@ -142,6 +143,13 @@ class FaultInjectionFileSystem final : public MemFileSystem {
   explicit FaultInjectionFileSystem(uint64_t seed) : rng_state_(seed) {}
   // Every sync fails with kIoError from now on.
   void set_fail_sync(bool fail);
+  // Every rename() fails with kIoError from now on.
+  void set_fail_rename(bool fail);
+  // Every overwrite() fails with kIoError from now on.
+  void set_fail_overwrite(bool fail);
+  // Every create() fails with kNoSpace from now on (no inode or directory
+  // entry left, as ENOSPC from open(O_CREAT)).
+  void set_fail_create(bool fail);
   // Appends fail with kNoSpace once the total file bytes would exceed this.
   void set_space_limit_bytes(uint64_t bytes);
   // At the next crash(), each file keeps a random prefix of its unsynced
@@ -152,6 +160,10 @@ class FaultInjectionFileSystem final : public MemFileSystem {
   // Flips one bit of a file's current and durable content.
   Status flip_bit(const std::string& path, uint64_t byte_offset, int bit);
 
+  Result<std::unique_ptr<WritableFile>> create(const std::string& path) override;
+  Result<std::unique_ptr<WritableFile>> overwrite(const std::string& path) override;
+  Status rename(const std::string& from, const std::string& to) override;
+
  protected:
   Status on_append(const std::string& path, File& f, uint64_t grow_bytes) override;
   Status on_sync(const std::string& path, File& f) override;
@@ -160,6 +172,7 @@ class FaultInjectionFileSystem final : public MemFileSystem {
  private:
   uint64_t next_random();
   bool fail_sync_ = false;
+  std::atomic<bool> fail_rename_{false}, fail_overwrite_{false}, fail_create_{false};
   bool torn_writes_ = false;
   uint64_t space_limit_bytes_ = UINT64_MAX;
   uint64_t rng_state_;

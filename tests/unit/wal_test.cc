@@ -361,7 +361,8 @@ TEST_F(WalTest, GroupCommitSharesSyncs) {
   WalRecovery rec2;
   wal = open(&rec2);
   for (int t = 1; t <= kThreads; t++) {
-    EXPECT_EQ(rec2.groups[static_cast<uint64_t>(t)].entries.size(), static_cast<size_t>(kPerThread));
+    EXPECT_EQ(rec2.groups[static_cast<uint64_t>(t)].entries.size(),
+              static_cast<size_t>(kPerThread));
   }
 }
 
@@ -534,6 +535,133 @@ TEST_F(WalTest, ASpareThatFindsNoSpaceIsAbandonedAndTheWalGoesOn) {
   WalBatch d;
   d.add_entry(1, E(++index, 1, "fine"));
   ASSERT_TRUE(wal->write(d).is_ok());
+}
+
+// Writes entries of group 1 (index, index+1, ...) and checks what a reopen
+// after a crash finds.
+class SpareFaultTest : public WalTest {
+ protected:
+  void SetUp() override {
+    opts = prefill_options();
+    wal = open(&rec, opts);
+    ASSERT_NE(wal, nullptr);
+  }
+  Status write_one() {
+    WalBatch b;
+    b.add_entry(1, E(index + 1, 1, std::string(300, 's')));
+    b.add_hard_state(1, HS(1, 1, index + 1));
+    Status r = wal->write(b);
+    if (r.is_ok()) index++;
+    return r;
+  }
+  // Writes until a spare is ready while the first (ordinary) segment is in
+  // use, so that the next write rotates early into it.
+  void until_spare_ready() {
+    while (!wal->stats().spare_in_progress && wal->stats().spares_made == 0 && index < 4) {
+      ASSERT_TRUE(write_one().is_ok());
+    }
+    ASSERT_TRUE(wait_spare_idle(wal.get()));
+    ASSERT_EQ(wal->stats().spares_made, 1u);
+    ASSERT_EQ(wal->stats().segments_created, 1u);
+  }
+  void crash_and_check() {
+    wal.reset();
+    fs.crash();
+    WalRecovery rec2;
+    wal = open(&rec2, opts);
+    ASSERT_NE(wal, nullptr);
+    std::vector<uint64_t> want;
+    for (uint64_t i = 1; i <= index; i++) want.push_back(i);
+    EXPECT_EQ(indexes(rec2.groups[1]), want);
+    ASSERT_TRUE(rec2.groups[1].hard_state.has_value());
+    EXPECT_EQ(rec2.groups[1].hard_state->commit(), index);
+    EXPECT_TRUE(rec2.notes.empty()) << rec2.notes[0];
+    EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
+  }
+  WalOptions opts;
+  WalRecovery rec;
+  std::unique_ptr<Wal> wal;
+  uint64_t index = 0;
+};
+
+TEST_F(SpareFaultTest, ASpareThatCannotBeRenamedIsDroppedForAnOrdinarySegment) {
+  until_spare_ready();
+  fs.set_fail_rename(true);
+  ASSERT_TRUE(write_one().is_ok());  // rotates early: the rename fails
+  WalStats st = wal->stats();
+  EXPECT_EQ(st.segments_created, 2u);
+  EXPECT_EQ(st.spares_used, 0u);
+  EXPECT_EQ(st.spare_failures, 1u);
+  EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
+  // The WAL goes on through full segments while renames fail: each spare
+  // made meanwhile is dropped at its rotation.
+  for (int i = 0; i < 30; i++) {
+    ASSERT_TRUE(write_one().is_ok());
+    ASSERT_TRUE(wait_spare_idle(wal.get()));
+  }
+  EXPECT_GE(wal->stats().segments_created, 5u);
+  EXPECT_EQ(wal->stats().spares_used, 0u);
+  EXPECT_GE(wal->stats().spare_failures, 2u);
+  // Once renames work again, spares are used again.
+  fs.set_fail_rename(false);
+  for (int i = 0; i < 30 && wal->stats().spares_used == 0; i++) {
+    ASSERT_TRUE(write_one().is_ok());
+    ASSERT_TRUE(wait_spare_idle(wal.get()));
+  }
+  EXPECT_GE(wal->stats().spares_used, 1u);
+  crash_and_check();
+}
+
+TEST_F(SpareFaultTest, ASpareThatCannotBeOpenedIsCutToAnOrdinarySegment) {
+  until_spare_ready();
+  fs.set_fail_overwrite(true);
+  // The spare is renamed into place, then cannot be opened to write over
+  // its zeros: create() cuts it and the segment is an ordinary one.
+  ASSERT_TRUE(write_one().is_ok());
+  WalStats st = wal->stats();
+  EXPECT_EQ(st.segments_created, 2u);
+  EXPECT_EQ(st.spares_used, 0u);
+  EXPECT_EQ(st.spare_failures, 1u);
+  EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
+  auto names = *fs.list_dir("/wal");
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_LT(*fs.file_size("/wal/" + names.back()), 4096u);  // no zeros left after its records
+  fs.set_fail_overwrite(false);
+  for (int i = 0; i < 20; i++) {
+    ASSERT_TRUE(write_one().is_ok());
+    ASSERT_TRUE(wait_spare_idle(wal.get()));
+  }
+  EXPECT_GE(wal->stats().spares_used, 1u);
+  crash_and_check();
+}
+
+TEST_F(SpareFaultTest, AnEarlyRotationWithoutSpaceKeepsTheSegmentInUse) {
+  until_spare_ready();
+  // The spare cannot be renamed and no new segment can be created: the
+  // early rotation gives up, and the batch goes into the old segment,
+  // which has room for it.
+  fs.set_fail_rename(true);
+  fs.set_fail_create(true);
+  const uint64_t before = *fs.file_size("/wal/0000000000000001.wal");
+  ASSERT_TRUE(write_one().is_ok());
+  // The segment in use wants a spare again at once, which cannot be
+  // created either: two failures, and no retry before the next rotation.
+  ASSERT_TRUE(wait_spare_idle(wal.get()));
+  WalStats st = wal->stats();
+  EXPECT_EQ(st.segments_created, 1u);
+  EXPECT_EQ(st.spare_failures, 2u);
+  EXPECT_GT(*fs.file_size("/wal/0000000000000001.wal"), before);
+  EXPECT_FALSE(fs.exists("/wal/0000000000000002.wal"));
+  // A rotation of a full segment that finds no space is the ordinary
+  // out-of-space error, and the WAL stays usable.
+  Status full = Status::ok();
+  for (int i = 0; i < 20 && full.is_ok(); i++) full = write_one();
+  EXPECT_EQ(full.code(), Code::kNoSpace) << full.to_string();
+  fs.set_fail_rename(false);
+  fs.set_fail_create(false);
+  ASSERT_TRUE(write_one().is_ok());
+  EXPECT_EQ(wal->stats().segments_created, 2u);
+  crash_and_check();
 }
 
 TEST_F(WalTest, PrefillConcurrentWritersLoseNothingAtCrash) {
