@@ -72,6 +72,10 @@ Status ServerConfig::validate() const {
     return bad("state-write-buffer-bytes must be at least 1 MiB");
   }
   if (state_write_buffers_max < 2) return bad("state-write-buffers-max must be at least 2");
+  if (wal_segment_bytes < (1u << 20)) return bad("wal-segment-bytes must be at least 1 MiB");
+  if (wal_prefill_start_bytes > wal_segment_bytes) {
+    return bad("wal-prefill-start-bytes must be at most wal-segment-bytes");
+  }
   if (state_block_cache_bytes < (1u << 20)) {
     return bad("state-block-cache-bytes must be at least 1 MiB");
   }
@@ -196,8 +200,13 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
        "RocksDB memtable of the state machine: indexed (versions found by a hash of the key) "
        "or skiplist (RocksDB's own)"},
       {"wal-prefill", &c.wal_prefill,
-       "keep a zero-filled spare WAL segment (64 MiB) ready, so each sync overwrites written "
+       "keep a zero-filled spare WAL segment ready, so each sync overwrites written "
        "blocks instead of also journaling newly used ones (yes/no)"},
+      {"wal-segment-bytes", &c.wal_segment_bytes,
+       "size of a WAL segment file: the log rotates to a new one when it is full (at least 1 MiB)"},
+      {"wal-prefill-start-bytes", &c.wal_prefill_start_bytes,
+       "with wal-prefill: bytes written to an ordinary (fallocated) segment before the first "
+       "spare is made (at most wal-segment-bytes)"},
       {"log-level", &c.log_level, "debug, info, warn, error"},
   };
   for (const auto& o : kv_settings(c.kv)) settings.push_back({o.name, o.value, o.help});

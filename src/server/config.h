@@ -90,6 +90,8 @@ struct ServerConfig {
   // RocksDB's "skiplist" (ARCHITECTURE decision 43).
   std::string state_memtable = "indexed";  // state-memtable
   bool wal_prefill = true;                  // wal-prefill
+  uint64_t wal_segment_bytes = 64ull << 20;  // wal-segment-bytes
+  uint64_t wal_prefill_start_bytes = 4ull << 20;  // wal-prefill-start-bytes
 
   std::string log_level = "info";
 

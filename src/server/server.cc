@@ -74,6 +74,8 @@ Status Server::start() {
     o.initial_members[o.id] = cluster::PeerAddress{cfg_.listen_peer.host, cfg_.listen_peer.port};
   }
   o.wal.prefill = cfg_.wal_prefill;
+  o.wal.segment_bytes_max = cfg_.wal_segment_bytes;
+  o.wal.prefill_start_bytes = cfg_.wal_prefill_start_bytes;
   o.tick_ms = cfg_.tick_ms;
   o.election_ticks = cfg_.election_ticks;
   o.heartbeat_ticks = cfg_.heartbeat_ticks;

@@ -340,6 +340,8 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"state-block-cache-bytes", std::to_string(cfg_.state_block_cache_bytes)},
         {"state-memtable", cfg_.state_memtable},
         {"wal-prefill", cfg_.wal_prefill ? "yes" : "no"},
+        {"wal-segment-bytes", std::to_string(cfg_.wal_segment_bytes)},
+        {"wal-prefill-start-bytes", std::to_string(cfg_.wal_prefill_start_bytes)},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},

@@ -826,6 +826,38 @@ class WalPrefillTest(unittest.TestCase):
             self.assertTrue(leader.set("after", "restart"))
             self.assertEqual(leader.get("after"), b"restart")
 
+    def test_segment_size_and_prefill_start_are_settings(self):
+        # 1 MiB segments, the first spare made after 256 KiB: 4 MiB of writes
+        # rotate each node through several spares, and a kill -9 of every
+        # node finds everything in them.
+        extra = ["--wal-segment-bytes", "1048576", "--wal-prefill-start-bytes", "262144"]
+        value = b"m" * (100 << 10)
+        with Cluster(3, extra=extra) as c:
+            r = c.nodes[0].client()
+            self.assertEqual(r.config_get("wal-segment-bytes"), {"wal-segment-bytes": "1048576"})
+            self.assertEqual(r.config_get("wal-prefill-start-bytes"),
+                             {"wal-prefill-start-bytes": "262144"})
+            leader = c.leader().client()
+            for i in range(40):
+                self.assertTrue(leader.set("m:%d" % i, value))
+                time.sleep(0.02)  # lets the spare threads keep up
+            for n in c.nodes:
+                m = http_metrics(n)
+                self.assertGreaterEqual(m["quorumkv_wal_spares_used_total"], 2, n.name)
+                self.assertGreaterEqual(m["quorumkv_wal_segments_created_total"], 4, n.name)
+                self.assertEqual(m["quorumkv_wal_spare_failures_total"], 0, n.name)
+                wal = os.path.join(n.data_dir, "wal")
+                segs = sorted(f for f in os.listdir(wal) if f.endswith(".wal"))
+                self.assertLessEqual(os.path.getsize(os.path.join(wal, segs[-1])), 1 << 20, n.name)
+            for n in c.nodes:
+                n.kill()
+            for n in c.nodes:
+                n.start()
+            c.wait_leader()
+            leader = c.leader().client()
+            for i in range(40):
+                self.assertEqual(leader.get("m:%d" % i), value)
+
     def test_prefill_off_makes_no_spare(self):
         with Cluster(1, extra=["--wal-prefill", "no"]) as c:
             n = c.nodes[0]

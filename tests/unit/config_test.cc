@@ -41,6 +41,17 @@ TEST(ConfigTest, FlagsParse) {
   ASSERT_TRUE(np.is_ok()) << np.status().to_string();
   EXPECT_FALSE(np->wal_prefill);
   EXPECT_EQ(parse_config_args({"--wal-prefill", "sometimes"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(rc->wal_segment_bytes, 64u << 20);
+  EXPECT_EQ(rc->wal_prefill_start_bytes, 4u << 20);
+  auto ws = parse_config_args({"--wal-segment-bytes", "2097152", "--wal-prefill-start-bytes", "0"});
+  ASSERT_TRUE(ws.is_ok()) << ws.status().to_string();
+  EXPECT_EQ(ws->wal_segment_bytes, 2097152u);
+  EXPECT_EQ(ws->wal_prefill_start_bytes, 0u);
+  EXPECT_EQ(parse_config_args({"--wal-segment-bytes", "65536"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(parse_config_args({"--wal-segment-bytes", "2097152", "--wal-prefill-start-bytes",
+                               "4194304"})
+                .code(),
+            Code::kInvalidArgument);
   auto on = parse_config_args({"--read-cache-fill-on-write", "yes"});
   ASSERT_TRUE(on.is_ok()) << on.status().to_string();
   EXPECT_TRUE(on->read_cache_fill_on_write);
