@@ -1,8 +1,6 @@
 // Three cluster::Nodes in one process over loopback TCP, with a toy state
 // machine: elections, replication through the WAL, linearizable read
 // barriers, proposals refused on followers, failover after a node stops.
-#include "cluster/node.h"
-
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -12,7 +10,9 @@
 #include <mutex>
 #include <thread>
 
+#include "cluster/node.h"
 #include "storage/file_system.h"
+#include "unit/temp_dir.h"
 
 namespace qkv::cluster {
 namespace {
@@ -184,14 +184,12 @@ class GatedFileSystem final : public storage::MemFileSystem {
 class ClusterNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/qkv-cluster-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     // Reserve three ports.
     std::map<uint64_t, PeerAddress> members;
     std::vector<std::unique_ptr<net::PeerTransport>> probes;
     for (uint64_t id = 1; id <= 3; id++) {
-      probes.push_back(std::make_unique<net::PeerTransport>(io_, 100 + id, net::TransportOptions{}));
+      probes.push_back(
+          std::make_unique<net::PeerTransport>(io_, 100 + id, net::TransportOptions{}));
       ASSERT_TRUE(probes.back()->listen("127.0.0.1", 0).is_ok());
       members[id] = PeerAddress{"127.0.0.1", probes.back()->listen_port()};
     }
@@ -201,7 +199,7 @@ class ClusterNodeTest : public ::testing::Test {
     for (uint64_t id = 1; id <= 3; id++) {
       NodeOptions o;
       o.id = id;
-      o.data_dir = dir_ + "/n" + std::to_string(id);
+      o.data_dir = tmp_.path() + "/n" + std::to_string(id);
       o.peer_port = members[id].port;
       o.initial_members = members;
       o.tick_ms = 10;
@@ -214,7 +212,6 @@ class ClusterNodeTest : public ::testing::Test {
   void TearDown() override {
     nodes_.clear();
     io_.run_for(std::chrono::milliseconds(20));
-    (void)std::system(("rm -rf " + dir_).c_str());
   }
   void start(uint64_t id) {
     if (!machines_[id]) machines_[id] = std::make_shared<ListMachine>();
@@ -259,8 +256,9 @@ class ClusterNodeTest : public ::testing::Test {
     return 0;
   }
 
+  // Declared first: removed only after the nodes and the io_context are gone.
+  test::TempDir tmp_{"qkv-cluster-test"};
   asio::io_context io_;
-  std::string dir_;
   std::map<uint64_t, NodeOptions> options_;
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;
   std::map<uint64_t, std::shared_ptr<ListMachine>> machines_;

@@ -4,9 +4,11 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <random>
 
 #include "storage/crc32c.h"
+#include "unit/temp_dir.h"
 
 namespace qkv::storage {
 namespace {
@@ -43,10 +45,7 @@ Records make_records(int n, size_t value_bytes = 10) {
 class SnapshotFileTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_OK(mfs.create_dirs("/snap")); }
-  void TearDown() override {
-    store_.reset();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
-  }
+  void TearDown() override { store_.reset(); }
 
   // Writes records to a snapshot file; returns its bytes.
   std::string write(const std::string& path, const raftpb::SnapshotMetadata& meta,
@@ -82,9 +81,8 @@ class SnapshotFileTest : public ::testing::Test {
 
   StateStore* store() {
     if (!store_) {
-      char tmpl[] = "/tmp/qkv-snapfile-test-XXXXXX";
-      EXPECT_NE(mkdtemp(tmpl), nullptr);
-      root_ = tmpl;
+      tmp_.emplace("qkv-snapfile-test");
+      root_ = tmp_->path();
       StateStoreOptions o;
       o.write_buffer_bytes = 4 << 20;
       o.block_cache_bytes = 4 << 20;
@@ -107,6 +105,8 @@ class SnapshotFileTest : public ::testing::Test {
   }
 
   FaultInjectionFileSystem mfs{11};
+  // Made on the first store(); declared before store_ so it goes after it.
+  std::optional<test::TempDir> tmp_;
   std::string root_;
   std::unique_ptr<StateStore> store_;
 };
@@ -368,9 +368,8 @@ TEST_F(SnapshotFileTest, TransferRoundTripSurvivesLossDuplicationAndRestart) {
   EXPECT_EQ(offer.term, 7u);
 
   // The receiver: a separate store (another node), receiving into /recv.
-  char tmpl[] = "/tmp/qkv-snapfile-dst-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dst_root = tmpl;
+  test::TempDir dst_dir("qkv-snapfile-dst");
+  const std::string& dst_root = dst_dir.path();
   auto dst = StateStore::open(dst_root + "/state", StateStoreOptions{});
   ASSERT_TRUE(dst.is_ok());
   {
@@ -461,7 +460,6 @@ TEST_F(SnapshotFileTest, TransferRoundTripSurvivesLossDuplicationAndRestart) {
   EXPECT_FALSE((*dst)->get(6, "old-key")->has_value());
   rcv->reset();
   dst->reset();
-  std::filesystem::remove_all(dst_root);
 }
 
 TEST_F(SnapshotFileTest, ReceiverRestartWithoutCrashKeepsEverythingAndNewOfferReplacesOld) {
@@ -650,9 +648,8 @@ class NoWholeReadsFileSystem final : public MemFileSystem {
 TEST(FileSystemRangedReadTest, MemAndPosixAgree) {
   MemFileSystem mem;
   PosixFileSystem posix;
-  char tmpl[] = "/tmp/qkv-fs-range-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  test::TempDir tmp("qkv-fs-range");
+  const std::string& dir = tmp.path();
   std::string content;
   for (int i = 0; i < 100000; i++) content.push_back(static_cast<char>('a' + i % 23));
   for (FileSystem* fs : {static_cast<FileSystem*>(&mem), static_cast<FileSystem*>(&posix)}) {
@@ -672,7 +669,6 @@ TEST(FileSystemRangedReadTest, MemAndPosixAgree) {
     EXPECT_EQ(fs->read_range(dir + "/missing", 0, 1).code(), Code::kNotFound);
     EXPECT_EQ(fs->file_size(dir + "/missing").code(), Code::kNotFound);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(SnapshotStreamingTest, ReaderSenderReceiverNeverReadAWholeFile) {
@@ -698,9 +694,8 @@ TEST(SnapshotStreamingTest, ReaderSenderReceiverNeverReadAWholeFile) {
   EXPECT_LT(fs.largest_read, 2 * wo.block_bytes);
 
   // A transfer through sender and receiver, resumed once, installs it all.
-  char tmpl[] = "/tmp/qkv-snap-stream-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string root = tmpl;
+  test::TempDir tmp("qkv-snap-stream");
+  const std::string& root = tmp.path();
   {
     auto store = StateStore::open(root + "/db", StateStoreOptions{});
     ASSERT_TRUE(store.is_ok()) << store.status().to_string();
@@ -730,7 +725,6 @@ TEST(SnapshotStreamingTest, ReaderSenderReceiverNeverReadAWholeFile) {
     EXPECT_EQ((*(*store)->get(3, "key012345")).value_or(""), recs["key012345"]);
     EXPECT_LE(fs.largest_read, 50000u);
   }
-  std::filesystem::remove_all(root);
 }
 
 }  // namespace

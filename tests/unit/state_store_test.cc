@@ -14,6 +14,8 @@
 #include <set>
 #include <thread>
 
+#include "unit/temp_dir.h"
+
 namespace qkv::storage {
 namespace {
 
@@ -72,15 +74,10 @@ class VectorSource final : public RecordSource {
 class StateStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/qkv-state-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    root_ = tmp_.path();
     dir_ = root_ + "/state";
   }
-  void TearDown() override {
-    store_.reset();
-    fs::remove_all(root_);
-  }
+  void TearDown() override { store_.reset(); }
 
   StateStore* open(const StateStoreOptions& o = small_options(), std::string dir = "") {
     store_.reset();
@@ -118,6 +115,7 @@ class StateStoreTest : public ::testing::Test {
     ASSERT_OK(store_->apply(b, index, term, conf));
   }
 
+  test::TempDir tmp_{"qkv-state-test"};  // before store_: removed after it closes
   std::string root_, dir_;
   std::unique_ptr<StateStore> store_;
 };
