@@ -1,8 +1,8 @@
 #include "server/config.h"
 
-#include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -112,40 +112,17 @@ Status parse_cluster(const std::string& s, std::map<std::string, HostPort>* out)
 
 }  // namespace
 
-std::vector<KvSetting> kv_settings(kv::KvOptions& kv) {
-  return {
-      {"keys-reply-max", &kv.keys_reply_max, "most keys one KEYS reply may hold"},
-      {"scan-count-max", &kv.scan_count_max, "SCAN's COUNT is capped to this"},
-      {"script-bytes-max", &kv.script_bytes_max, "largest script body (replicated)"},
-      {"script-instructions-max", &kv.script_instructions_max,
-       "Lua instructions one script run may execute (replicated)"},
-      {"script-memory-bytes-max", &kv.script_memory_bytes_max,
-       "Lua heap one script run may use (replicated)"},
-      {"script-reply-bytes-max", &kv.script_reply_bytes_max,
-       "largest reply of a script (replicated)"},
-      {"script-cache-entries-max", &kv.script_cache_entries_max, "compiled scripts kept"},
-      {"script-cache-bytes-max", &kv.script_cache_bytes_max, "bytes of compiled scripts kept"},
-      {"stream-reply-entries-max", &kv.stream_reply_entries_max,
-       "most stream entries one reply may hold (replicated)"},
-  };
-}
-
-Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
-  ServerConfig c;
-  std::string config_file, listen_client, listen_peer, listen_http, initial_cluster;
-  // Every setting once: its flag is --NAME, its config file key NAME.
-  struct Setting {
-    const char* name;
-    std::variant<std::string*, bool*, int*, uint64_t*> target;
-    const char* help;
-  };
+std::vector<Setting> config_settings(ServerConfig& c, SettingStrings* strings) {
   std::vector<Setting> settings = {
       {"name", &c.name, "this node's name (its id derives from it)"},
       {"data-dir", &c.data_dir, "data directory"},
-      {"listen-client", &listen_client, "HOST:PORT for Redis clients (default 127.0.0.1:7379)"},
-      {"listen-peer", &listen_peer, "HOST:PORT for other nodes (default 127.0.0.1:7380)"},
-      {"listen-http", &listen_http, "HOST:PORT for /health and /metrics (default off)"},
-      {"initial-cluster", &initial_cluster,
+      {"listen-client", strings ? &strings->listen_client : nullptr,
+       "HOST:PORT for Redis clients (default 127.0.0.1:7379)"},
+      {"listen-peer", strings ? &strings->listen_peer : nullptr,
+       "HOST:PORT for other nodes (default 127.0.0.1:7380)"},
+      {"listen-http", strings ? &strings->listen_http : nullptr,
+       "HOST:PORT for /health and /metrics (default off)"},
+      {"initial-cluster", strings ? &strings->initial_cluster : nullptr,
        "founding members: name=HOST:PEERPORT,... (default: this node alone)"},
       {"join", &c.join, "join an existing cluster instead of founding one"},
       {"cluster-id", &c.cluster_id, "refuse peers of another cluster"},
@@ -208,10 +185,50 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
        "with wal-prefill: bytes written to an ordinary (fallocated) segment before the first "
        "spare is made (at most wal-segment-bytes)"},
       {"log-level", &c.log_level, "debug, info, warn, error"},
+      // The state machine's limits.
+      {"keys-reply-max", &c.kv.keys_reply_max, "most keys one KEYS reply may hold"},
+      {"scan-count-max", &c.kv.scan_count_max, "SCAN's COUNT is capped to this"},
+      {"script-bytes-max", &c.kv.script_bytes_max, "largest script body (replicated)"},
+      {"script-instructions-max", &c.kv.script_instructions_max,
+       "Lua instructions one script run may execute (replicated)"},
+      {"script-memory-bytes-max", &c.kv.script_memory_bytes_max,
+       "Lua heap one script run may use (replicated)"},
+      {"script-reply-bytes-max", &c.kv.script_reply_bytes_max,
+       "largest reply of a script (replicated)"},
+      {"script-cache-entries-max", &c.kv.script_cache_entries_max, "compiled scripts kept"},
+      {"script-cache-bytes-max", &c.kv.script_cache_bytes_max, "bytes of compiled scripts kept"},
+      {"stream-reply-entries-max", &c.kv.stream_reply_entries_max,
+       "most stream entries one reply may hold (replicated)"},
   };
-  for (const auto& o : kv_settings(c.kv)) settings.push_back({o.name, o.value, o.help});
+  std::erase_if(settings, [](const Setting& s) {
+    return std::visit([](auto* v) { return v == nullptr; }, s.target);
+  });
+  return settings;
+}
 
-  CLI::App app{"quorumkv: a strongly consistent, Raft-replicated server speaking the Redis protocol"};
+std::string setting_value(const Setting& s) {
+  return std::visit(
+      [](auto* v) -> std::string {
+        using T = std::remove_pointer_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return *v;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return *v ? "yes" : "no";
+        } else {
+          return std::to_string(*v);
+        }
+      },
+      s.target);
+}
+
+Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
+  ServerConfig c;
+  std::string config_file;
+  SettingStrings strings;
+  const std::vector<Setting> settings = config_settings(c, &strings);
+
+  CLI::App app{
+      "quorumkv: a strongly consistent, Raft-replicated server speaking the Redis protocol"};
   app.add_option("--config", config_file, "TOML file; every flag has a key of the same name");
   for (const Setting& s : settings) {
     const std::string flag = std::string("--") + s.name;
@@ -278,23 +295,23 @@ Result<ServerConfig> parse_config_args(std::vector<std::string> args) {
                     "config " + config_file + ": " + std::string(e.description()));
     }
   }
-  if (!listen_client.empty()) {
-    auto hp = parse_host_port(listen_client);
+  if (!strings.listen_client.empty()) {
+    auto hp = parse_host_port(strings.listen_client);
     if (!hp.is_ok()) return hp.status();
     c.listen_client = *hp;
   }
-  if (!listen_peer.empty()) {
-    auto hp = parse_host_port(listen_peer);
+  if (!strings.listen_peer.empty()) {
+    auto hp = parse_host_port(strings.listen_peer);
     if (!hp.is_ok()) return hp.status();
     c.listen_peer = *hp;
   }
-  if (!listen_http.empty()) {
-    auto hp = parse_host_port(listen_http);
+  if (!strings.listen_http.empty()) {
+    auto hp = parse_host_port(strings.listen_http);
     if (!hp.is_ok()) return hp.status();
     c.listen_http = *hp;
   }
-  if (!initial_cluster.empty()) {
-    if (Status s = parse_cluster(initial_cluster, &c.initial_cluster); !s.is_ok()) return s;
+  if (!strings.initial_cluster.empty()) {
+    if (Status s = parse_cluster(strings.initial_cluster, &c.initial_cluster); !s.is_ok()) return s;
   }
   if (Status s = c.validate(); !s.is_ok()) return s;
   return c;

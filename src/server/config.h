@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "base/status.h"
@@ -88,9 +89,9 @@ struct ServerConfig {
   uint64_t state_block_cache_bytes = 128ull << 20;  // state-block-cache-bytes
   // The memtable's representation: "indexed" (storage/memtable_rep.h) or
   // RocksDB's "skiplist" (ARCHITECTURE decision 43).
-  std::string state_memtable = "indexed";  // state-memtable
-  bool wal_prefill = true;                  // wal-prefill
-  uint64_t wal_segment_bytes = 64ull << 20;  // wal-segment-bytes
+  std::string state_memtable = "indexed";         // state-memtable
+  bool wal_prefill = true;                        // wal-prefill
+  uint64_t wal_segment_bytes = 64ull << 20;       // wal-segment-bytes
   uint64_t wal_prefill_start_bytes = 4ull << 20;  // wal-prefill-start-bytes
 
   std::string log_level = "info";
@@ -102,17 +103,25 @@ struct ServerConfig {
 // changes): a 64-bit FNV-1a hash, never 0.
 uint64_t node_id_for_name(const std::string& name);
 
-// Parses argv (and --config FILE). On --help, returns kNotFound with the
-// help text as the message.
-// The state machine's settings that have a flag and a key (the same name),
-// pointing into `kv`; CONFIG GET lists them.
-struct KvSetting {
+// One setting: its flag is --NAME, its config file key NAME, and CONFIG GET
+// shows it under NAME.
+struct Setting {
   const char* name;
-  uint64_t* value;
+  std::variant<std::string*, bool*, int*, uint64_t*> target;
   const char* help;
 };
-std::vector<KvSetting> kv_settings(kv::KvOptions& kv);
+// The flags whose text parse_config_args parses into other fields.
+struct SettingStrings {
+  std::string listen_client, listen_peer, listen_http, initial_cluster;
+};
+// Every setting, in --help order, pointing into `c` (and into `strings`;
+// without it the four settings there are left out).
+std::vector<Setting> config_settings(ServerConfig& c, SettingStrings* strings = nullptr);
+// A setting's value as CONFIG GET shows it: booleans as yes/no.
+std::string setting_value(const Setting& s);
 
+// Parses argv (and --config FILE). On --help, returns kNotFound with the
+// help text as the message.
 Result<ServerConfig> parse_config(int argc, char** argv);
 Result<ServerConfig> parse_config_args(std::vector<std::string> args);
 

@@ -19,8 +19,6 @@ constexpr auto kTupleL = asio::experimental::as_tuple(asio::use_awaitable);
 
 namespace {
 
-
-
 bool glob(std::string_view p, std::string_view s) {
   size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
   while (si < s.size()) {
@@ -155,8 +153,9 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
       return;
     }
     if (cfg_.requirepass.empty()) {
-      reply(err("ERR AUTH <password> called without any password configured for the default "
-                "user. Are you sure your configuration is correct?"));
+      reply(
+          err("ERR AUTH <password> called without any password configured for the default "
+              "user. Are you sure your configuration is correct?"));
       return;
     }
     if ((args.size() == 3 && args[1] != "default") || pass != cfg_.requirepass) {
@@ -201,9 +200,10 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
       }
     }
     if (!c->authed) {
-      reply(err("NOAUTH HELLO must be called with the client already authenticated, otherwise "
-                "the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the "
-                "client and select the RESP protocol version at the same time"));
+      reply(
+          err("NOAUTH HELLO must be called with the client already authenticated, otherwise "
+              "the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the "
+              "client and select the RESP protocol version at the same time"));
       return;
     }
     c->proto = proto;
@@ -289,13 +289,13 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
       for (const auto& [id, wc] : clients_) {
         auto cc = wc.lock();
         if (!cc) continue;
-        auto age =
-            std::chrono::duration_cast<std::chrono::seconds>(now - cc->created).count();
+        auto age = std::chrono::duration_cast<std::chrono::seconds>(now - cc->created).count();
         text += "id=" + std::to_string(cc->id) + " addr=" + cc->addr + " name=" + cc->name +
-                " age=" + std::to_string(age) + " db=0 resp=" +
-                std::to_string(cc->proto == net::Protocol::kResp3 ? 3 : 2) +
+                " age=" + std::to_string(age) +
+                " db=0 resp=" + std::to_string(cc->proto == net::Protocol::kResp3 ? 3 : 2) +
                 " qbuf=" + std::to_string(cc->parser.buffered_bytes()) +
-                " omem=" + std::to_string(cc->out.size()) + " cmd=" + std::string(cc->last_cmd) + "\n";
+                " omem=" + std::to_string(cc->out.size()) + " cmd=" + std::string(cc->last_cmd) +
+                "\n";
       }
       w.verbatim(text);
     } else if (sub == "tracking" || sub == "caching" || sub == "getredir" ||
@@ -310,38 +310,16 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
     }
   } else if (name == "config") {
     std::string sub = lower(args[1]);
-    std::vector<std::pair<std::string, std::string>> params = {
-        {"maxclients", std::to_string(cfg_.maxclients)},
-        {"proto-max-bulk-len", std::to_string(cfg_.proto_max_bulk_len)},
-        {"client-query-buffer-limit", std::to_string(cfg_.client_query_buffer_limit)},
-        {"client-output-buffer-limit", std::to_string(cfg_.client_output_buffer_limit)},
-        {"requirepass", cfg_.requirepass},
-        {"read-mode", cfg_.read_mode},
-        {"tick-ms", std::to_string(cfg_.tick_ms)},
-        {"election-ticks", std::to_string(cfg_.election_ticks)},
-        {"heartbeat-ticks", std::to_string(cfg_.heartbeat_ticks)},
-        {"request-timeout-ms", std::to_string(cfg_.request_timeout_ms)},
-        {"snapshot-entries", std::to_string(cfg_.snapshot_entries)},
-        {"snapshot-chunk-bytes", std::to_string(cfg_.snapshot_chunk_bytes)},
-        {"snapshot-bytes-max", std::to_string(cfg_.snapshot_bytes_max)},
-        {"multi-bytes-max", std::to_string(cfg_.multi_bytes_max)},
-        {"watch-scan-entries-max", std::to_string(cfg_.watch_scan_entries_max)},
-        {"snapshot-fetch-timeout-ms", std::to_string(cfg_.snapshot_fetch_timeout_ms)},
-        {"snapshot-recv-bytes-per-sec", std::to_string(cfg_.snapshot_recv_bytes_per_sec)},
+    // Every setting under its flag's name (config.cc), then what Redis
+    // clients look for.
+    std::vector<std::pair<std::string, std::string>> params;
+    for (const Setting& s : config_settings(cfg_)) {
+      params.emplace_back(s.name, std::string_view(s.name) == "notify-keyspace-events"
+                                      ? notify_keyspace_events_value()
+                                      : setting_value(s));
+    }
+    static const std::pair<const char*, const char*> kRedisOnly[] = {
         {"databases", "1"},
-        {"notify-keyspace-events", notify_keyspace_events_value()},
-        {"tracking-table-max-keys", std::to_string(cfg_.tracking_table_max_keys)},
-        {"block-lease-ms", std::to_string(cfg_.block_lease_ms)},
-        {"read-cache-bytes", std::to_string(cfg_.read_cache_bytes)},
-        {"read-cache-value-bytes-max", std::to_string(cfg_.read_cache_value_bytes_max)},
-        {"read-cache-fill-on-write", cfg_.read_cache_fill_on_write ? "yes" : "no"},
-        {"state-write-buffer-bytes", std::to_string(cfg_.state_write_buffer_bytes)},
-        {"state-write-buffers-max", std::to_string(cfg_.state_write_buffers_max)},
-        {"state-block-cache-bytes", std::to_string(cfg_.state_block_cache_bytes)},
-        {"state-memtable", cfg_.state_memtable},
-        {"wal-prefill", cfg_.wal_prefill ? "yes" : "no"},
-        {"wal-segment-bytes", std::to_string(cfg_.wal_segment_bytes)},
-        {"wal-prefill-start-bytes", std::to_string(cfg_.wal_prefill_start_bytes)},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
         {"appendonly", "yes"},
         {"appendfsync", "always"},
@@ -351,15 +329,13 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
         {"timeout", "0"},
         {"tcp-keepalive", "300"},
     };
-    kv::KvOptions kvo = cfg_.kv;
-    for (const auto& o : kv_settings(kvo)) params.emplace_back(o.name, std::to_string(*o.value));
+    for (const auto& [k, v] : kRedisOnly) params.emplace_back(k, v);
     if (sub == "get") {
       std::vector<std::pair<std::string, std::string>> found;
       for (size_t i = 2; i < args.size(); i++) {
         std::string pat = lower(args[i]);
         for (const auto& p : params) {
-          if (glob(pat, p.first) &&
-              std::find(found.begin(), found.end(), p) == found.end()) {
+          if (glob(pat, p.first) && std::find(found.begin(), found.end(), p) == found.end()) {
             found.push_back(p);
           }
         }
@@ -396,13 +372,12 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
           }
         } else if (k == "tracking-table-max-keys" && num) {
           set_tracking_table_max_keys(static_cast<uint64_t>(n));
-        } else if (k == "appendonly" || k == "appendfsync" || k == "save" ||
-                   k == "maxmemory" || k == "maxmemory-policy" || k == "timeout" ||
-                   k == "tcp-keepalive") {
+        } else if (k == "appendonly" || k == "appendfsync" || k == "save" || k == "maxmemory" ||
+                   k == "maxmemory-policy" || k == "timeout" || k == "tcp-keepalive") {
           // Accepted and ignored: durability and memory are not these knobs here.
         } else {
-          reply(err("ERR Unknown option or number of arguments for CONFIG SET - '" + args[i] +
-                    "'"));
+          reply(
+              err("ERR Unknown option or number of arguments for CONFIG SET - '" + args[i] + "'"));
           return;
         }
       }
@@ -532,11 +507,11 @@ std::string Server::info(const std::string& section, net::Protocol) {
       << "\r\nraft_leader:" << g->raft.soft_state.lead
       << "\r\nraft_commit_index:" << g->raft.hard_state.commit()
       << "\r\nraft_applied_index:" << g->applied << "\r\nraft_last_index:" << g->raft.last_index
-      << "\r\nraft_first_index:" << g->first_index
-      << "\r\nraft_apply_lag:" << (g->raft.hard_state.commit() - std::min(g->applied, g->raft.hard_state.commit()))
+      << "\r\nraft_first_index:" << g->first_index << "\r\nraft_apply_lag:"
+      << (g->raft.hard_state.commit() - std::min(g->applied, g->raft.hard_state.commit()))
       << "\r\nraft_pending_proposals:" << g->pending_proposals
-      << "\r\nraft_pending_reads:" << g->pending_reads
-      << "\r\nraft_ticks_late:" << g->ticks_late << "\r\n";
+      << "\r\nraft_pending_reads:" << g->pending_reads << "\r\nraft_ticks_late:" << g->ticks_late
+      << "\r\n";
     for (const auto& [id, pr] : g->raft.progress) {
       o << "raft_member_" << id << ":match=" << pr.match << ",next=" << pr.next
         << ",state=" << pr.state << ",learner=" << (pr.learner ? 1 : 0)
@@ -550,7 +525,8 @@ std::string Server::info(const std::string& section, net::Protocol) {
           << "\r\nsnapshot_recv_index:" << ss.recv_index
           << "\r\nsnapshot_recv_bytes:" << ss.recv.bytes_done
           << "\r\nsnapshot_recv_total_bytes:" << ss.recv.bytes_total
-          << "\r\nsnapshot_recv_rate_bytes_per_sec:" << static_cast<uint64_t>(ss.recv.rate_bytes_per_s)
+          << "\r\nsnapshot_recv_rate_bytes_per_sec:"
+          << static_cast<uint64_t>(ss.recv.rate_bytes_per_s)
           << "\r\nsnapshot_recv_eta_sec:" << static_cast<int64_t>(ss.recv.eta_s);
       }
       o << "\r\nsnapshot_serving_index:" << ss.send_index
@@ -590,8 +566,9 @@ std::string Server::metrics() {
   auto groups = node_->status();
   for (const auto& g : groups) {
     std::string l = "{group=\"" + std::to_string(g.group) + "\"}";
-    o << "quorumkv_raft_role" << "{group=\"" << g.group << "\",role=\""
-      << raft::role_name(g.raft.soft_state.role) << "\"} 1\n";
+    o << "quorumkv_raft_role"
+      << "{group=\"" << g.group << "\",role=\"" << raft::role_name(g.raft.soft_state.role)
+      << "\"} 1\n";
     o << "quorumkv_raft_is_leader" << l << " "
       << (g.raft.soft_state.role == raft::Role::kLeader ? 1 : 0) << "\n";
     o << "quorumkv_raft_term" << l << " " << g.raft.hard_state.term() << "\n";
@@ -629,8 +606,8 @@ std::string Server::metrics() {
     if (le_us == UINT64_MAX) {
       o << "quorumkv_wal_fsync_seconds_bucket{le=\"+Inf\"} " << cum << "\n";
     } else {
-      o << "quorumkv_wal_fsync_seconds_bucket{le=\"" << static_cast<double>(le_us) / 1e6
-        << "\"} " << cum << "\n";
+      o << "quorumkv_wal_fsync_seconds_bucket{le=\"" << static_cast<double>(le_us) / 1e6 << "\"} "
+        << cum << "\n";
     }
   }
   o << "quorumkv_wal_fsync_seconds_sum " << static_cast<double>(node_->fsync_sum_us()) / 1e6
@@ -678,7 +655,8 @@ awaitable<void> Server::http_session(tcp::socket s, Alive alive) {
   {
     auto sp1 = req.find(' ');
     auto sp2 = req.find(' ', sp1 + 1);
-    if (sp1 != std::string::npos && sp2 != std::string::npos) path = req.substr(sp1 + 1, sp2 - sp1 - 1);
+    if (sp1 != std::string::npos && sp2 != std::string::npos)
+      path = req.substr(sp1 + 1, sp2 - sp1 - 1);
   }
   std::string body, status = "200 OK", type = "text/plain; version=0.0.4";
   if (path == "/metrics") {
@@ -686,9 +664,10 @@ awaitable<void> Server::http_session(tcp::socket s, Alive alive) {
   } else if (path == "/health") {
     bool ok = node_->fatal_error().empty() && node_->leader(1) != raft::kNone;
     if (!ok) status = "503 Service Unavailable";
-    body = ok ? "ok\n" : ("unhealthy: " + (node_->fatal_error().empty() ? std::string("no leader")
-                                                                          : node_->fatal_error()) +
-                          "\n");
+    body = ok ? "ok\n"
+              : ("unhealthy: " +
+                 (node_->fatal_error().empty() ? std::string("no leader") : node_->fatal_error()) +
+                 "\n");
   } else {
     status = "404 Not Found";
     body = "not found\n";

@@ -785,6 +785,28 @@ class TransactionTest(unittest.TestCase):
                 self.assertIn("max_write_buffer_number=4\n", text)
                 self.assertIn("memtable_factory=" + factory, text)
 
+class ConfigGetTest(unittest.TestCase):
+    def test_config_get_shows_every_setting_by_its_flag_name(self):
+        import harness
+        import re
+        out = subprocess.run([harness.BINARY, "--help"], capture_output=True, text=True,
+                             timeout=30)
+        flags = set(re.findall(r"^\s+--([a-z0-9-]+)", out.stdout, re.M))
+        self.assertIn("wal-segment-bytes", flags)
+        # Parsed into other fields (addresses, members) or naming a file.
+        flags -= {"config", "listen-client", "listen-peer", "listen-http", "initial-cluster"}
+        with Cluster(1, extra=["--client-pipeline-max", "77", "--wal-prefill", "no"]) as c:
+            r = c.nodes[0].client()
+            got = r.config_get("*")
+            self.assertEqual(flags - set(got), set())
+            self.assertEqual(got["client-pipeline-max"], "77")
+            self.assertEqual(got["wal-prefill"], "no")
+            self.assertEqual(got["join"], "no")
+            self.assertEqual(got["appendfsync"], "always")  # what Redis clients look for
+            r.config_set("maxclients", 123)
+            self.assertEqual(r.config_get("maxclients"), {"maxclients": "123"})
+
+
 class WalPrefillTest(unittest.TestCase):
     def test_nodes_move_to_zero_filled_segments_and_recover_from_them(self):
         # Past 4 MiB of the first WAL segment each node makes a zero-filled

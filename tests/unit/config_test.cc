@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 namespace qkv::server {
 namespace {
@@ -18,15 +19,17 @@ TEST(ConfigTest, DefaultsAreASingleNode) {
 }
 
 TEST(ConfigTest, FlagsParse) {
-  auto c = parse_config_args({"--name", "n2", "--data-dir", "/d", "--listen-client", "0.0.0.0:1",
-                              "--listen-peer", "10.0.0.2:2", "--initial-cluster",
-                              "n1=10.0.0.1:2,n2=10.0.0.2:2,n3=10.0.0.3:2", "--read-mode", "readindex"});
+  auto c =
+      parse_config_args({"--name", "n2", "--data-dir", "/d", "--listen-client", "0.0.0.0:1",
+                         "--listen-peer", "10.0.0.2:2", "--initial-cluster",
+                         "n1=10.0.0.1:2,n2=10.0.0.2:2,n3=10.0.0.3:2", "--read-mode", "readindex"});
   ASSERT_TRUE(c.is_ok()) << c.status().to_string();
   EXPECT_EQ(c->name, "n2");
   EXPECT_EQ(c->initial_cluster.size(), 3u);
   EXPECT_EQ(c->initial_cluster.at("n3").to_string(), "10.0.0.3:2");
   EXPECT_EQ(c->read_mode, "readindex");
-  auto rc = parse_config_args({"--read-cache-bytes", "1048576", "--read-cache-value-bytes-max", "100"});
+  auto rc =
+      parse_config_args({"--read-cache-bytes", "1048576", "--read-cache-value-bytes-max", "100"});
   ASSERT_TRUE(rc.is_ok()) << rc.status().to_string();
   EXPECT_EQ(rc->read_cache_bytes, 1048576u);
   EXPECT_EQ(rc->read_cache_value_bytes_max, 100u);
@@ -48,10 +51,10 @@ TEST(ConfigTest, FlagsParse) {
   EXPECT_EQ(ws->wal_segment_bytes, 2097152u);
   EXPECT_EQ(ws->wal_prefill_start_bytes, 0u);
   EXPECT_EQ(parse_config_args({"--wal-segment-bytes", "65536"}).code(), Code::kInvalidArgument);
-  EXPECT_EQ(parse_config_args({"--wal-segment-bytes", "2097152", "--wal-prefill-start-bytes",
-                               "4194304"})
-                .code(),
-            Code::kInvalidArgument);
+  EXPECT_EQ(
+      parse_config_args({"--wal-segment-bytes", "2097152", "--wal-prefill-start-bytes", "4194304"})
+          .code(),
+      Code::kInvalidArgument);
   auto on = parse_config_args({"--read-cache-fill-on-write", "yes"});
   ASSERT_TRUE(on.is_ok()) << on.status().to_string();
   EXPECT_TRUE(on->read_cache_fill_on_write);
@@ -143,7 +146,8 @@ TEST(ConfigTest, TomlKeysMustBeKnownOfTheirTypeAndInRange) {
   expect_error("tick-ms = -5\n", "tick-ms must be positive");
   expect_error("name = 7\n", "'name' must be a string");
   expect_error("join = \"yes\"\n", "'join' must be true or false");
-  expect_error("read-cache-fill-on-write = 1\n", "'read-cache-fill-on-write' must be true or false");
+  expect_error("read-cache-fill-on-write = 1\n",
+               "'read-cache-fill-on-write' must be true or false");
   expect_error("keys-reply-max = 1.5\n", "'keys-reply-max' must be an integer");
   auto good = parse(
       "read-cache-fill-on-write = true\njoin = false\nkeys-reply-max = 10\n"
@@ -152,6 +156,23 @@ TEST(ConfigTest, TomlKeysMustBeKnownOfTheirTypeAndInRange) {
   EXPECT_TRUE(good->read_cache_fill_on_write);
   EXPECT_EQ(good->kv.keys_reply_max, 10u);
   EXPECT_EQ(good->state_write_buffers_max, 4);
+}
+
+TEST(ConfigTest, OneTableOfSettingsForFlagsKeysAndConfigGet) {
+  auto c = parse_config_args({"--wal-prefill", "no", "--keys-reply-max", "9", "--name", "x"});
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  std::map<std::string, std::string> shown;
+  for (const Setting& s : config_settings(*c)) {
+    EXPECT_TRUE(shown.emplace(s.name, setting_value(s)).second) << "twice: " << s.name;
+  }
+  EXPECT_EQ(shown["wal-prefill"], "no");
+  EXPECT_EQ(shown["read-cache-fill-on-write"], "no");
+  EXPECT_EQ(shown["keys-reply-max"], "9");
+  EXPECT_EQ(shown["name"], "x");
+  EXPECT_EQ(shown["tick-ms"], "50");
+  EXPECT_EQ(shown.count("listen-client"), 0u);  // parsed into an address, not kept as text
+  SettingStrings strings;
+  EXPECT_EQ(config_settings(*c, &strings).size(), shown.size() + 4);
 }
 
 TEST(ConfigTest, NodeIdsAreStableAndNonZero) {
