@@ -122,7 +122,8 @@ Status Node::start() {
   if (Status s = fs_->create_dirs(snapshot_dir("send")); !s.is_ok()) return s;
   if (Status s = fs_->create_dirs(snapshot_dir("recv")); !s.is_ok()) return s;
   if (auto names = fs_->list_dir(snapshot_dir("send")); names.is_ok()) {
-    for (const auto& n : *names) (void)fs_->remove_file(storage::path_join(snapshot_dir("send"), n));
+    for (const auto& n : *names)
+      (void)fs_->remove_file(storage::path_join(snapshot_dir("send"), n));
   }
   if (Status s = transport_->listen(opts_.peer_host, opts_.peer_port); !s.is_ok()) return s;
   for (const auto& [id, a] : addresses_) {
@@ -161,10 +162,10 @@ Status Node::open_group(uint64_t gid, bool fresh) {
   if (applied < base) {
     // The log was compacted past what the state machine holds (a snapshot
     // was installed and the process died before applying it).
-    return Status(Code::kCorruption,
-                  "group " + std::to_string(gid) + ": applied index " + std::to_string(applied) +
-                      " is below the log base " + std::to_string(base) +
-                      "; the state machine cannot catch up from this log");
+    return Status(Code::kCorruption, "group " + std::to_string(gid) + ": applied index " +
+                                         std::to_string(applied) + " is below the log base " +
+                                         std::to_string(base) +
+                                         "; the state machine cannot catch up from this log");
   }
   if (applied > 0) storage->set_conf_state(g.sm->conf_state());
   // A commit index written without a sync (log_store.h) may come back lower
@@ -381,13 +382,16 @@ void Node::run_ready_loop() {
   if (handled && !staged) kick();
 }
 
-void Node::note_fsync(Clock::duration took) {
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+void LatencyHistogram::add(std::chrono::steady_clock::duration took) {
+  const auto us = static_cast<uint64_t>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
   size_t b = 0;
-  while (b < fsync_bucket_us_.size() && static_cast<uint64_t>(us) > fsync_bucket_us_[b]) b++;
-  fsync_counts_[b]++;
-  fsync_sum_us_ += static_cast<uint64_t>(us);
+  while (b < kBoundsUs.size() && us > kBoundsUs[b]) b++;
+  counts[b]++;
+  sum_us += us;
 }
+
+void Node::note_fsync(Clock::duration took) { fsync_latency_.add(took); }
 
 void Node::on_persisted(Status st) {
   persisting_ = false;
@@ -485,6 +489,7 @@ void Node::apply_entries(Group& g, const std::vector<raftpb::Entry>& ents,
     Waiter w = std::move(it->second);
     g.waiters.erase(it);
     if (w.term == e.term()) {
+      proposal_latency_.add(Clock::now() - w.proposed);
       w.cb(Status::ok(), i < results.size() ? std::move(results[i]) : std::string());
     } else {
       w.cb(Status(Code::kNotLeader, "proposal lost to a leader change (not applied)"), {});
@@ -563,9 +568,9 @@ void Node::await_proposal(Group& g, Result<raft::Proposed> p, ProposeCallback cb
     cb(p.code() == Code::kNotLeader ? leader_error(g) : p.status(), {});
     return;
   }
-  g.waiters[p->index] =
-      Waiter{p->term, std::move(cb),
-             Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms)};
+  const auto now = Clock::now();
+  g.waiters[p->index] = Waiter{p->term, std::move(cb),
+                               now + std::chrono::milliseconds(opts_.request_timeout_ms), now};
   kick();
 }
 
@@ -774,15 +779,6 @@ std::vector<GroupStatus> Node::status() const {
 
 storage::WalStats Node::wal_stats() const {
   return log_store_ ? log_store_->wal().stats() : storage::WalStats{};
-}
-
-std::vector<std::pair<uint64_t, uint64_t>> Node::fsync_histogram() const {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  for (size_t i = 0; i < fsync_counts_.size(); i++) {
-    out.emplace_back(i < fsync_bucket_us_.size() ? fsync_bucket_us_[i] : UINT64_MAX,
-                     fsync_counts_[i]);
-  }
-  return out;
 }
 
 }  // namespace qkv::cluster

@@ -20,6 +20,8 @@
 // Thread-safety: every public call on the io_context's thread.
 #pragma once
 
+#include <array>
+#include <asio.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -29,8 +31,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <asio.hpp>
 
 #include "base/status.h"
 #include "net/transport.h"
@@ -173,10 +173,20 @@ struct SnapshotStatus {
   bool send_building = false;
   storage::TransferProgress send_build;
   // Since start.
-  uint64_t received_total = 0;       // snapshots installed from a peer
-  uint64_t recv_bytes_total = 0;     // bytes received
-  uint64_t built_total = 0;          // files written for peers
-  uint64_t sent_bytes_total = 0;     // bytes served
+  uint64_t received_total = 0;    // snapshots installed from a peer
+  uint64_t recv_bytes_total = 0;  // bytes received
+  uint64_t built_total = 0;       // files written for peers
+  uint64_t sent_bytes_total = 0;  // bytes served
+};
+
+// Latencies for /metrics: a count per bucket (upper bounds in us; the last
+// bucket has none) and their sum. Used on the io thread only.
+struct LatencyHistogram {
+  static constexpr std::array<uint64_t, 12> kBoundsUs{100,   250,   500,   1000,   2500,   5000,
+                                                      10000, 25000, 50000, 100000, 250000, 1000000};
+  std::array<uint64_t, kBoundsUs.size() + 1> counts{};
+  uint64_t sum_us = 0;
+  void add(std::chrono::steady_clock::duration took);
 };
 
 class Node {
@@ -231,10 +241,11 @@ class Node {
   void set_forward_handler(ForwardHandler h) { forward_handler_ = std::move(h); }
   // A fatal storage error stops the node; this says why (empty if fine).
   const std::string& fatal_error() const { return fatal_; }
-  // fdatasync latency histogram of the WAL (bucket upper bounds in us).
-  std::vector<std::pair<uint64_t, uint64_t>> fsync_histogram() const;
-  // Sum of those fdatasync latencies, in us.
-  uint64_t fsync_sum_us() const { return fsync_sum_us_; }
+  // The WAL's fdatasync latencies.
+  const LatencyHistogram& fsync_latency() const { return fsync_latency_; }
+  // From a proposal on this node to its apply here, for the proposals that
+  // were applied (commit, the sync of both sides and the apply included).
+  const LatencyHistogram& proposal_latency() const { return proposal_latency_; }
   // The WAL's counters (segments, spares). Thread-safe.
   storage::WalStats wal_stats() const;
 
@@ -243,6 +254,7 @@ class Node {
     uint64_t term;
     ProposeCallback cb;
     std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point proposed;
   };
   struct Group {
     uint64_t id = 0;
@@ -324,7 +336,7 @@ class Node {
   uint64_t clock_ticks_ = 0;    // the lease clock given to every group
   uint64_t ticks_run_ = 0;      // timer callbacks that ran the timeouts
   asio::thread_pool persist_pool_{1};
-  asio::thread_pool snapshot_pool_{1};  // writes snapshot files for peers
+  asio::thread_pool snapshot_pool_{1};                      // writes snapshot files for peers
   std::map<uint64_t, std::unique_ptr<Outgoing>> outgoing_;  // by group
   std::map<uint64_t, std::unique_ptr<Incoming>> incoming_;  // by group
   std::map<uint64_t, SnapshotStatus> snapshot_counters_;    // by group
@@ -335,11 +347,8 @@ class Node {
   std::string fatal_;
   ForwardHandler forward_handler_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  // fdatasync latency histogram buckets (us) and counts.
-  std::vector<uint64_t> fsync_bucket_us_{100, 250, 500, 1000, 2500, 5000, 10000, 25000,
-                                         50000, 100000, 250000, 1000000};
-  std::vector<uint64_t> fsync_counts_ = std::vector<uint64_t>(13, 0);
-  uint64_t fsync_sum_us_ = 0;
+  LatencyHistogram fsync_latency_;
+  LatencyHistogram proposal_latency_;
 };
 
 // Context of a ConfChange proposed by add_member: "host:port".

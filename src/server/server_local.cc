@@ -19,6 +19,24 @@ constexpr auto kTupleL = asio::experimental::as_tuple(asio::use_awaitable);
 
 namespace {
 
+// A Prometheus histogram in seconds.
+void write_histogram(std::ostringstream& o, const char* name, const cluster::LatencyHistogram& h) {
+  o << "# TYPE " << name << " histogram\n";
+  uint64_t cum = 0;
+  for (size_t b = 0; b < h.counts.size(); b++) {
+    cum += h.counts[b];
+    o << name << "_bucket{le=\"";
+    if (b < h.kBoundsUs.size()) {
+      o << static_cast<double>(h.kBoundsUs[b]) / 1e6;
+    } else {
+      o << "+Inf";
+    }
+    o << "\"} " << cum << "\n";
+  }
+  o << name << "_sum " << static_cast<double>(h.sum_us) / 1e6 << "\n";
+  o << name << "_count " << cum << "\n";
+}
+
 bool glob(std::string_view p, std::string_view s) {
   size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
   while (si < s.size()) {
@@ -599,20 +617,8 @@ std::string Server::metrics() {
     o << "quorumkv_state_table_readers_bytes " << m.table_readers << "\n";
     o << "quorumkv_state_read_cache_bytes " << store_->read_cache_stats().bytes << "\n";
   }
-  o << "# TYPE quorumkv_wal_fsync_seconds histogram\n";
-  uint64_t cum = 0;
-  for (const auto& [le_us, n] : node_->fsync_histogram()) {
-    cum += n;
-    if (le_us == UINT64_MAX) {
-      o << "quorumkv_wal_fsync_seconds_bucket{le=\"+Inf\"} " << cum << "\n";
-    } else {
-      o << "quorumkv_wal_fsync_seconds_bucket{le=\"" << static_cast<double>(le_us) / 1e6 << "\"} "
-        << cum << "\n";
-    }
-  }
-  o << "quorumkv_wal_fsync_seconds_sum " << static_cast<double>(node_->fsync_sum_us()) / 1e6
-    << "\n";
-  o << "quorumkv_wal_fsync_seconds_count " << cum << "\n";
+  write_histogram(o, "quorumkv_wal_fsync_seconds", node_->fsync_latency());
+  write_histogram(o, "quorumkv_proposal_seconds", node_->proposal_latency());
   const storage::WalStats ws = node_->wal_stats();
   o << "quorumkv_wal_syncs_total " << ws.syncs << "\n";
   o << "quorumkv_wal_segments_live " << ws.live_segments << "\n";

@@ -1011,6 +1011,14 @@ class InfoTest(unittest.TestCase):
             self.assertGreaterEqual(values['quorumkv_raft_applied_index{group="1"}'], 100)
             self.assertGreaterEqual(values["quorumkv_wal_fsync_seconds_count"], 1)
             self.assertGreater(values["quorumkv_wal_fsync_seconds_sum"], 0)
+            # Each SET was one proposal, applied here: counted once, in a
+            # histogram whose buckets only grow.
+            self.assertGreaterEqual(values["quorumkv_proposal_seconds_count"], 100)
+            self.assertGreater(values["quorumkv_proposal_seconds_sum"], 0)
+            buckets = [v for k, v in values.items() if k.startswith("quorumkv_proposal_seconds_bucket")]
+            self.assertEqual(len(buckets), 13)
+            self.assertEqual(buckets, sorted(buckets))
+            self.assertEqual(buckets[-1], values["quorumkv_proposal_seconds_count"])
             self.assertGreater(values["quorumkv_state_memtables_bytes"], 100 * 100)
             self.assertGreater(values["quorumkv_state_read_cache_bytes"], 0)
             for name in ("quorumkv_state_block_cache_bytes", "quorumkv_state_table_readers_bytes"):

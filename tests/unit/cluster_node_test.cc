@@ -181,6 +181,18 @@ class GatedFileSystem final : public storage::MemFileSystem {
   int waiting_ = 0;
 };
 
+TEST(LatencyHistogramTest, CountsByUpperBoundAndSums) {
+  LatencyHistogram h;
+  h.add(std::chrono::microseconds(100));  // at a bound: that bucket
+  h.add(std::chrono::microseconds(101));  // above it: the next
+  h.add(std::chrono::seconds(5));         // above every bound: the last
+  h.add(std::chrono::microseconds(-3));   // a clock step back counts as 0
+  EXPECT_EQ(h.counts[0], 2u);
+  EXPECT_EQ(h.counts[1], 1u);
+  EXPECT_EQ(h.counts.back(), 1u);
+  EXPECT_EQ(h.sum_us, 100u + 101u + 5000000u);
+}
+
 class ClusterNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
