@@ -350,7 +350,7 @@ void Node::run_ready_loop() {
       auto t0 = Clock::now();
       bool synced = false;
       Status st = log_store_->flush(&synced);
-      if (synced) note_fsync(Clock::now() - t0);
+      if (synced) fsync_latency_.add(Clock::now() - t0);
       on_persisted(st);
       return;
     }
@@ -362,7 +362,7 @@ void Node::run_ready_loop() {
       auto took = Clock::now() - t0;
       asio::post(io_, [this, alive, st, took, synced] {
         if (!*alive) return;
-        if (synced) note_fsync(took);
+        if (synced) fsync_latency_.add(took);
         on_persisted(st);
       });
     });
@@ -390,8 +390,6 @@ void LatencyHistogram::add(std::chrono::steady_clock::duration took) {
   counts[b]++;
   sum_us += us;
 }
-
-void Node::note_fsync(Clock::duration took) { fsync_latency_.add(took); }
 
 void Node::on_persisted(Status st) {
   persisting_ = false;
@@ -568,9 +566,7 @@ void Node::await_proposal(Group& g, Result<raft::Proposed> p, ProposeCallback cb
     cb(p.code() == Code::kNotLeader ? leader_error(g) : p.status(), {});
     return;
   }
-  const auto now = Clock::now();
-  g.waiters[p->index] = Waiter{p->term, std::move(cb),
-                               now + std::chrono::milliseconds(opts_.request_timeout_ms), now};
+  g.waiters[p->index] = Waiter{p->term, std::move(cb), Clock::now()};
   kick();
 }
 
@@ -630,8 +626,9 @@ void Node::serve_reads(Group& g) {
 
 void Node::expire_requests(Group& g) {
   auto now = Clock::now();
+  const auto proposed_by = now - std::chrono::milliseconds(opts_.request_timeout_ms);
   for (auto it = g.waiters.begin(); it != g.waiters.end();) {
-    if (it->second.deadline <= now) {
+    if (it->second.proposed <= proposed_by) {
       auto cb = std::move(it->second.cb);
       it = g.waiters.erase(it);
       cb(Status(Code::kTimedOut, "not committed in time; the outcome is unknown"), {});

@@ -253,7 +253,7 @@ class Node {
   struct Waiter {
     uint64_t term;
     ProposeCallback cb;
-    std::chrono::steady_clock::time_point deadline;
+    // When it was proposed: its latency, and its deadline (request_timeout_ms on).
     std::chrono::steady_clock::time_point proposed;
   };
   struct Group {
@@ -316,7 +316,6 @@ class Node {
   void drop_incoming(uint64_t gid);
   std::string snapshot_dir(const char* sub) const;
   void send_all(std::vector<raftpb::Message>& msgs);
-  void note_fsync(std::chrono::steady_clock::duration took);  // into the fsync histogram
   void update_peers_from_conf(Group& g);
   void fail_node(const std::string& why);
   Status leader_error(const Group& g) const;

@@ -499,6 +499,39 @@ TEST_F(ClusterNodeTest, AFollowerAcknowledgesBeforeItApplies) {
                         << " came before the acknowledgement of their sync";
 }
 
+// A proposal that cannot commit (both followers' syncs held) fails with
+// kTimedOut once request_timeout_ms has passed since it was proposed, not
+// before.
+TEST_F(ClusterNodeTest, AProposalThatCannotCommitTimesOutAfterTheRequestTimeout) {
+  for (auto& [id, o] : options_) o.request_timeout_ms = 400;
+  restart_on_gated_disks();
+  ASSERT_TRUE(run_until([&] { return leader() != 0; }));
+  uint64_t l = leader();
+  bool warm = false;
+  nodes_[l]->propose(1, "warm", [&](Status s, std::string) { warm = s.is_ok(); });
+  ASSERT_TRUE(run_until([&] { return warm; }));
+  std::vector<uint64_t> followers;
+  for (uint64_t id = 1; id <= 3; id++) {
+    if (id != l) {
+      followers.push_back(id);
+      disks_[id]->hold();
+    }
+  }
+  Status status = Status::ok();
+  bool done = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  nodes_[l]->propose(1, "stuck", [&](Status s, std::string) {
+    status = s;
+    done = true;
+  });
+  run_until([] { return false; }, 200);
+  EXPECT_FALSE(done) << "answered before its timeout: " << status.to_string();
+  ASSERT_TRUE(run_until([&] { return done; }, 5000));
+  EXPECT_EQ(status.code(), Code::kTimedOut) << status.to_string();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(400));
+  for (uint64_t f : followers) disks_[f]->release();
+}
+
 // The leader applies an entry only once it is durable in its own log, even
 // when the followers alone made it committed; entries it already holds are
 // applied while its next sync is in flight. A power cut during that sync
