@@ -4,6 +4,7 @@
     python3 tests/e2e/test_server.py [-v] [TestClass.test_name]
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ import urllib.request
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Cluster  # noqa: E402
+from harness import BINARY, Cluster  # noqa: E402
 
 
 def wait_until(pred, timeout=10, what="condition"):
@@ -787,9 +788,7 @@ class TransactionTest(unittest.TestCase):
 
 class ConfigGetTest(unittest.TestCase):
     def test_config_get_shows_every_setting_by_its_flag_name(self):
-        import harness
-        import re
-        out = subprocess.run([harness.BINARY, "--help"], capture_output=True, text=True,
+        out = subprocess.run([BINARY, "--help"], capture_output=True, text=True,
                              timeout=30)
         flags = set(re.findall(r"^\s+--([a-z0-9-]+)", out.stdout, re.M))
         self.assertIn("wal-segment-bytes", flags)
@@ -805,6 +804,23 @@ class ConfigGetTest(unittest.TestCase):
             self.assertEqual(got["appendfsync"], "always")  # what Redis clients look for
             r.config_set("maxclients", 123)
             self.assertEqual(r.config_get("maxclients"), {"maxclients": "123"})
+
+
+def newest_segment_size(node):
+    """Bytes in the node's newest WAL segment file."""
+    wal = os.path.join(node.data_dir, "wal")
+    segs = sorted(f for f in os.listdir(wal) if f.endswith(".wal"))
+    return os.path.getsize(os.path.join(wal, segs[-1]))
+
+
+def kill_all_and_restart(c):
+    """kill -9 of every node, then all started again; the new leader's client."""
+    for n in c.nodes:
+        n.kill()
+    for n in c.nodes:
+        n.start()
+    c.wait_leader()
+    return c.leader().client()
 
 
 class WalPrefillTest(unittest.TestCase):
@@ -831,16 +847,9 @@ class WalPrefillTest(unittest.TestCase):
                 self.assertEqual(m["quorumkv_wal_spares_used_total"], 1, n.name)
                 self.assertEqual(m["quorumkv_wal_spare_failures_total"], 0, n.name)
                 self.assertGreaterEqual(m["quorumkv_wal_segments_created_total"], 2, n.name)
-                wal = os.path.join(n.data_dir, "wal")
-                segs = sorted(f for f in os.listdir(wal) if f.endswith(".wal"))
                 # The segment in use was the spare: its full length is written.
-                self.assertEqual(os.path.getsize(os.path.join(wal, segs[-1])), 64 << 20, n.name)
-            for n in c.nodes:
-                n.kill()
-            for n in c.nodes:
-                n.start()
-            c.wait_leader()
-            leader = c.leader().client()
+                self.assertEqual(newest_segment_size(n), 64 << 20, n.name)
+            leader = kill_all_and_restart(c)
             for i in range(6):
                 self.assertEqual(leader.get("big:%d" % i), value)
             for i in range(50):
@@ -868,15 +877,9 @@ class WalPrefillTest(unittest.TestCase):
                 self.assertGreaterEqual(m["quorumkv_wal_spares_used_total"], 2, n.name)
                 self.assertGreaterEqual(m["quorumkv_wal_segments_created_total"], 4, n.name)
                 self.assertEqual(m["quorumkv_wal_spare_failures_total"], 0, n.name)
-                wal = os.path.join(n.data_dir, "wal")
-                segs = sorted(f for f in os.listdir(wal) if f.endswith(".wal"))
-                self.assertLessEqual(os.path.getsize(os.path.join(wal, segs[-1])), 1 << 20, n.name)
-            for n in c.nodes:
-                n.kill()
-            for n in c.nodes:
-                n.start()
-            c.wait_leader()
-            leader = c.leader().client()
+                # Segments of the set size (64 MiB with the default).
+                self.assertLessEqual(newest_segment_size(n), 1 << 20, n.name)
+            leader = kill_all_and_restart(c)
             for i in range(40):
                 self.assertEqual(leader.get("m:%d" % i), value)
 

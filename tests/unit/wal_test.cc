@@ -384,40 +384,82 @@ WalOptions prefill_options() {
   return o;
 }
 
-TEST_F(WalTest, PrefillRotatesEarlyIntoAZeroFilledSpareAndRecovers) {
-  WalOptions opts = prefill_options();
-  WalRecovery rec;
-  auto wal = open(&rec, opts);
-  std::string payload(300, 'p');
-  uint64_t index = 0;
-  auto write_one = [&] {
-    WalBatch b;
-    index++;
-    b.add_entry(1, E(index, 1, payload));
-    b.add_hard_state(1, HS(1, 1, index));
-    ASSERT_TRUE(wal->write(b).is_ok());
-  };
-  // Past prefill_start_bytes of the first (ordinary) segment, a spare is made.
-  // (Stop as soon as a spare is wanted or made: one more write would rotate.)
-  while (!wal->stats().spare_in_progress && wal->stats().spares_made == 0 && index < 4) {
-    write_one();
+// Writes entries of group 1 (index, index+1, ...) and checks what a reopen
+// after a crash finds.
+class SpareTest : public WalTest {
+ protected:
+  void SetUp() override {
+    opts = prefill_options();
+    wal = open(&rec, opts);
+    ASSERT_NE(wal, nullptr);
   }
-  ASSERT_TRUE(wait_spare_idle(wal.get()));
-  ASSERT_EQ(wal->stats().spares_made, 1u);
+  Status write_one() {
+    WalBatch b;
+    b.add_entry(1, E(index + 1, 1, std::string(300, 's')));
+    b.add_hard_state(1, HS(1, 1, index + 1));
+    Status r = wal->write(b);
+    if (r.is_ok()) index++;
+    return r;
+  }
+  // Writes until a spare is ready while the first (ordinary) segment is in
+  // use, so that the next write rotates early into it.
+  void until_spare_ready() {
+    while (!wal->stats().spare_in_progress && wal->stats().spares_made == 0 && index < 4) {
+      ASSERT_TRUE(write_one().is_ok());
+    }
+    ASSERT_TRUE(wait_spare_idle(wal.get()));
+    ASSERT_EQ(wal->stats().spares_made, 1u);
+    ASSERT_EQ(wal->stats().segments_created, 1u);
+  }
+  // Writes n batches, each time waiting for a spare wanted to be made.
+  void write_with_spares(int n) {
+    for (int i = 0; i < n; i++) {
+      ASSERT_TRUE(write_one().is_ok());
+      ASSERT_TRUE(wait_spare_idle(wal.get()));
+    }
+  }
+  // After the early rotation into a spare that could not be taken: an
+  // ordinary segment instead, one failure, no spare file left.
+  void expect_spare_dropped() {
+    WalStats st = wal->stats();
+    EXPECT_EQ(st.segments_created, 2u);
+    EXPECT_EQ(st.spares_used, 0u);
+    EXPECT_EQ(st.spare_failures, 1u);
+    EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
+  }
+  void crash_and_check() {
+    wal.reset();
+    fs.crash();
+    WalRecovery rec2;
+    wal = open(&rec2, opts);
+    ASSERT_NE(wal, nullptr);
+    std::vector<uint64_t> want;
+    for (uint64_t i = 1; i <= index; i++) want.push_back(i);
+    EXPECT_EQ(indexes(rec2.groups[1]), want);
+    ASSERT_TRUE(rec2.groups[1].hard_state.has_value());
+    EXPECT_EQ(rec2.groups[1].hard_state->commit(), index);
+    EXPECT_TRUE(rec2.notes.empty()) << rec2.notes[0];
+    EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
+  }
+  WalOptions opts;
+  WalRecovery rec;
+  std::unique_ptr<Wal> wal;
+  uint64_t index = 0;
+};
+
+TEST_F(SpareTest, PrefillRotatesEarlyIntoAZeroFilledSpareAndRecovers) {
+  // Past prefill_start_bytes of the first (ordinary) segment, a spare is made.
+  until_spare_ready();
   EXPECT_TRUE(fs.exists("/wal/spare.wal.tmp"));
   EXPECT_EQ(*fs.file_size("/wal/spare.wal.tmp"), 4096u);
   // The next write rotates into it at once, though the segment is not full.
-  EXPECT_EQ(wal->stats().segments_created, 1u);
-  write_one();
+  ASSERT_TRUE(write_one().is_ok());
   EXPECT_EQ(wal->stats().segments_created, 2u);
   EXPECT_EQ(wal->stats().spares_used, 1u);
   EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
   // From then on each segment is a spare, made while half of the one
   // before was written, and keeps its full length of zeros after its records.
-  for (int i = 0; i < 60; i++) {
-    write_one();
-    ASSERT_TRUE(wait_spare_idle(wal.get()));
-  }
+  write_with_spares(60);
   WalStats st = wal->stats();
   EXPECT_GE(st.spares_used, 4u);
   EXPECT_EQ(st.spare_failures, 0u);
@@ -427,17 +469,9 @@ TEST_F(WalTest, PrefillRotatesEarlyIntoAZeroFilledSpareAndRecovers) {
     if (n != "spare.wal.tmp" && *fs.file_size("/wal/" + n) == 4096u) full++;
   }
   EXPECT_GE(full, 4u);
-  // Everything written survives a crash; the spare is not taken for a segment.
-  wal.reset();
-  fs.crash();
-  WalRecovery rec2;
-  wal = open(&rec2, opts);
-  std::vector<uint64_t> want;
-  for (uint64_t i = 1; i <= index; i++) want.push_back(i);
-  EXPECT_EQ(indexes(rec2.groups[1]), want);
-  EXPECT_EQ(rec2.groups[1].hard_state->commit(), index);
-  EXPECT_TRUE(rec2.notes.empty()) << rec2.notes[0];
-  EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));  // a leftover spare is removed at open
+  // Everything written survives a crash; the spare is not taken for a
+  // segment, and a leftover spare is removed at open.
+  crash_and_check();
 }
 
 TEST_F(WalTest, PrefilledSegmentsSurviveTornWritesAtCrash) {
@@ -537,68 +571,14 @@ TEST_F(WalTest, ASpareThatFindsNoSpaceIsAbandonedAndTheWalGoesOn) {
   ASSERT_TRUE(wal->write(d).is_ok());
 }
 
-// Writes entries of group 1 (index, index+1, ...) and checks what a reopen
-// after a crash finds.
-class SpareFaultTest : public WalTest {
- protected:
-  void SetUp() override {
-    opts = prefill_options();
-    wal = open(&rec, opts);
-    ASSERT_NE(wal, nullptr);
-  }
-  Status write_one() {
-    WalBatch b;
-    b.add_entry(1, E(index + 1, 1, std::string(300, 's')));
-    b.add_hard_state(1, HS(1, 1, index + 1));
-    Status r = wal->write(b);
-    if (r.is_ok()) index++;
-    return r;
-  }
-  // Writes until a spare is ready while the first (ordinary) segment is in
-  // use, so that the next write rotates early into it.
-  void until_spare_ready() {
-    while (!wal->stats().spare_in_progress && wal->stats().spares_made == 0 && index < 4) {
-      ASSERT_TRUE(write_one().is_ok());
-    }
-    ASSERT_TRUE(wait_spare_idle(wal.get()));
-    ASSERT_EQ(wal->stats().spares_made, 1u);
-    ASSERT_EQ(wal->stats().segments_created, 1u);
-  }
-  void crash_and_check() {
-    wal.reset();
-    fs.crash();
-    WalRecovery rec2;
-    wal = open(&rec2, opts);
-    ASSERT_NE(wal, nullptr);
-    std::vector<uint64_t> want;
-    for (uint64_t i = 1; i <= index; i++) want.push_back(i);
-    EXPECT_EQ(indexes(rec2.groups[1]), want);
-    ASSERT_TRUE(rec2.groups[1].hard_state.has_value());
-    EXPECT_EQ(rec2.groups[1].hard_state->commit(), index);
-    EXPECT_TRUE(rec2.notes.empty()) << rec2.notes[0];
-    EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
-  }
-  WalOptions opts;
-  WalRecovery rec;
-  std::unique_ptr<Wal> wal;
-  uint64_t index = 0;
-};
-
-TEST_F(SpareFaultTest, ASpareThatCannotBeRenamedIsDroppedForAnOrdinarySegment) {
+TEST_F(SpareTest, ASpareThatCannotBeRenamedIsDroppedForAnOrdinarySegment) {
   until_spare_ready();
   fs.set_fail_rename(true);
   ASSERT_TRUE(write_one().is_ok());  // rotates early: the rename fails
-  WalStats st = wal->stats();
-  EXPECT_EQ(st.segments_created, 2u);
-  EXPECT_EQ(st.spares_used, 0u);
-  EXPECT_EQ(st.spare_failures, 1u);
-  EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
+  expect_spare_dropped();
   // The WAL goes on through full segments while renames fail: each spare
   // made meanwhile is dropped at its rotation.
-  for (int i = 0; i < 30; i++) {
-    ASSERT_TRUE(write_one().is_ok());
-    ASSERT_TRUE(wait_spare_idle(wal.get()));
-  }
+  write_with_spares(30);
   EXPECT_GE(wal->stats().segments_created, 5u);
   EXPECT_EQ(wal->stats().spares_used, 0u);
   EXPECT_GE(wal->stats().spare_failures, 2u);
@@ -612,30 +592,23 @@ TEST_F(SpareFaultTest, ASpareThatCannotBeRenamedIsDroppedForAnOrdinarySegment) {
   crash_and_check();
 }
 
-TEST_F(SpareFaultTest, ASpareThatCannotBeOpenedIsCutToAnOrdinarySegment) {
+TEST_F(SpareTest, ASpareThatCannotBeOpenedIsCutToAnOrdinarySegment) {
   until_spare_ready();
   fs.set_fail_overwrite(true);
   // The spare is renamed into place, then cannot be opened to write over
   // its zeros: create() cuts it and the segment is an ordinary one.
   ASSERT_TRUE(write_one().is_ok());
-  WalStats st = wal->stats();
-  EXPECT_EQ(st.segments_created, 2u);
-  EXPECT_EQ(st.spares_used, 0u);
-  EXPECT_EQ(st.spare_failures, 1u);
-  EXPECT_FALSE(fs.exists("/wal/spare.wal.tmp"));
+  expect_spare_dropped();
   auto names = *fs.list_dir("/wal");
   ASSERT_EQ(names.size(), 2u);
   EXPECT_LT(*fs.file_size("/wal/" + names.back()), 4096u);  // no zeros left after its records
   fs.set_fail_overwrite(false);
-  for (int i = 0; i < 20; i++) {
-    ASSERT_TRUE(write_one().is_ok());
-    ASSERT_TRUE(wait_spare_idle(wal.get()));
-  }
+  write_with_spares(20);
   EXPECT_GE(wal->stats().spares_used, 1u);
   crash_and_check();
 }
 
-TEST_F(SpareFaultTest, AnEarlyRotationWithoutSpaceKeepsTheSegmentInUse) {
+TEST_F(SpareTest, AnEarlyRotationWithoutSpaceKeepsTheSegmentInUse) {
   until_spare_ready();
   // The spare cannot be renamed and no new segment can be created: the
   // early rotation gives up, and the batch goes into the old segment,
