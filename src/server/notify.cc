@@ -156,10 +156,6 @@ bool Server::keyspace_events_wanted() const {
          (f & ~(kNotifyKeyspace | kNotifyKeyevent | kNotifyModule)) != 0;
 }
 
-std::string Server::notify_keyspace_events_value() const {
-  return notify_flags_string(notify_flags_of(cfg_.notify_keyspace_events));
-}
-
 std::string Server::set_notify_keyspace_events(std::string_view flags) {
   uint32_t f = 0;
   if (!parse_notify_flags(flags, &f)) {

@@ -1,10 +1,9 @@
-#include "server/reply_util.h"
 #include "server/server.h"
 
 #include <unistd.h>
 
-#include <asio/experimental/as_tuple.hpp>
 #include <array>
+#include <asio/experimental/as_tuple.hpp>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -12,6 +11,7 @@
 
 #include "kv/kv.pb.h"
 #include "kv/waiters.h"
+#include "server/reply_util.h"
 
 namespace qkv::server {
 
@@ -27,7 +27,11 @@ constexpr const char* kQkvVersion = "0.1.0";
 constexpr size_t kCloseDiscardBytesMax = 256 << 10;
 
 Server::Server(asio::io_context& io, ServerConfig config)
-    : io_(io), cfg_(std::move(config)), expire_timer_(io) {}
+    : io_(io), cfg_(std::move(config)), expire_timer_(io) {
+  // The flag's event classes in their canonical form, as CONFIG SET keeps
+  // them (so CONFIG GET shows the setting as it is); validate() checked them.
+  (void)set_notify_keyspace_events(cfg_.notify_keyspace_events);
+}
 
 Server::~Server() {
   *alive_ = false;
@@ -120,8 +124,8 @@ Status Server::start() {
   if (!ec) acceptor_->bind(ep, ec);
   if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status(Code::kIoError, "cannot listen for clients on " +
-                                      cfg_.listen_client.to_string() + ": " + ec.message());
+    return Status(Code::kIoError, "cannot listen for clients on " + cfg_.listen_client.to_string() +
+                                      ": " + ec.message());
   }
   asio::co_spawn(io_, accept_loop(alive_), asio::detached);
   if (cfg_.listen_http.port != 0) {
@@ -165,9 +169,7 @@ void Server::stop() {
   if (node_) node_->stop();
 }
 
-uint16_t Server::client_port() const {
-  return acceptor_ ? acceptor_->local_endpoint().port() : 0;
-}
+uint16_t Server::client_port() const { return acceptor_ ? acceptor_->local_endpoint().port() : 0; }
 uint16_t Server::peer_port() const { return node_ ? node_->peer_port() : 0; }
 uint16_t Server::http_port() const {
   return http_acceptor_ ? http_acceptor_->local_endpoint().port() : 0;
@@ -426,8 +428,8 @@ Server::Flow Server::flow_of(const Client& c, const Queued& q) const {
   return Flow::kAlone;
 }
 
-void Server::submit(const std::shared_ptr<Client>& c, uint64_t seq,
-                    std::vector<std::string> args, ReplyFn reply) {
+void Server::submit(const std::shared_ptr<Client>& c, uint64_t seq, std::vector<std::string> args,
+                    ReplyFn reply) {
   if (c->quit) {
     reply({});  // after QUIT: not run
     return;
@@ -714,8 +716,7 @@ void Server::propose_or_forward(Commands cmds, Unit unit, net::Protocol proto, R
     auto shared = std::make_shared<Commands>(std::move(cmds));
     node_->propose(kGroup, std::move(payload),
                    [this, alive, shared, unit, many, watches, proto, deadline,
-                    reply = std::move(reply)](
-                       Status s, std::string result) mutable {
+                    reply = std::move(reply)](Status s, std::string result) mutable {
                      if (!*alive) return;
                      if (s.is_ok()) {
                        if (many) result.insert(0, "*" + std::to_string(shared->size()) + "\r\n");
@@ -727,8 +728,9 @@ void Server::propose_or_forward(Commands cmds, Unit unit, net::Protocol proto, R
                                    deadline);
                      } else if (s.code() == Code::kTimedOut) {
                        stats_.clusterdown++;
-                       reply(err("CLUSTERDOWN The cluster is down: the write was not committed "
-                                 "in time; it may or may not be applied"));
+                       reply(
+                           err("CLUSTERDOWN The cluster is down: the write was not committed "
+                               "in time; it may or may not be applied"));
                      } else {
                        reply(err("ERR " + s.to_string()));
                      }
@@ -850,7 +852,8 @@ void Server::on_forward(uint64_t from, netpb::Forward&& f) {
   }
   std::vector<std::string> args(req.args().begin(), req.args().end());
   if (is_admin_change(args)) {
-    run_admin_change(std::move(args), [answer](std::string bytes) { answer('R', std::move(bytes)); });
+    run_admin_change(std::move(args),
+                     [answer](std::string bytes) { answer('R', std::move(bytes)); });
     return;
   }
   // Internal requests a follower may forward: its blocked clients'.
@@ -885,8 +888,9 @@ void Server::expire_tick() {
         auto fw = std::move(it->second);
         it = forwarded_.erase(it);
         stats_.clusterdown++;
-        fw.reply(err("CLUSTERDOWN The cluster is down: the leader did not answer in time; the "
-                     "write may or may not be applied"));
+        fw.reply(
+            err("CLUSTERDOWN The cluster is down: the leader did not answer in time; the "
+                "write may or may not be applied"));
       } else {
         ++it;
       }

@@ -17,6 +17,7 @@
 // on the cluster node's persist thread.
 #pragma once
 
+#include <asio.hpp>
 #include <chrono>
 #include <deque>
 #include <list>
@@ -26,8 +27,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <asio.hpp>
 
 #include "base/hash.h"
 #include "cluster/node.h"
@@ -77,7 +76,7 @@ class Server {
   struct Queued {
     const kv::CommandSpec* spec = nullptr;  // null: not a command of ours
     std::vector<std::string> args;
-    ReplyFn reply;  // fills its slot, and ends the step if it is the last
+    ReplyFn reply;     // fills its slot, and ends the step if it is the last
     uint64_t seq = 0;  // its slot
   };
   struct Client {
@@ -103,9 +102,9 @@ class Server {
     // The reader holds the connection until it is closed and its queue has
     // run (commands received before a close still run, as in Redis).
     std::deque<Queued> queue;
-    bool running = false;    // a step is in flight
-    uint64_t step_end = 0;   // the slot of its last command
-    bool pumping = false;    // pump() is on the stack
+    bool running = false;   // a step is in flight
+    uint64_t step_end = 0;  // the slot of its last command
+    bool pumping = false;   // pump() is on the stack
     // Replies ready to send, in order; `sending` holds the bytes of a write
     // in flight (at most one), started when a write could not finish at once.
     std::string out;
@@ -115,7 +114,7 @@ class Server {
     // The reader waits on read_wake while its pipeline is full.
     asio::steady_timer read_wake;
     bool reader_paused = false;
-    bool cleaned_up = false;  // close_client() ran
+    bool cleaned_up = false;   // close_client() ran
     bool stale_reads = false;  // READONLY: reads skip the read barrier
     // MULTI ... EXEC: the commands queued, their bytes, and whether one was
     // refused while queueing (EXEC then aborts).
@@ -187,8 +186,8 @@ class Server {
                   const std::vector<std::string>& args, ReplyFn reply);
   void execute_local(const std::shared_ptr<Client>& c, const kv::CommandSpec& spec,
                      std::vector<std::string>& args, ReplyFn& reply);
-  void execute_data(const kv::CommandSpec& spec, std::vector<std::string> args,
-                    net::Protocol proto, bool stale_ok, ReplyFn reply);
+  void execute_data(const kv::CommandSpec& spec, std::vector<std::string> args, net::Protocol proto,
+                    bool stale_ok, ReplyFn reply);
   // A write: one command, or several proposed as one entry (a MULTI/EXEC
   // transaction, or a connection's pipelined run: kvpb.KvBatch.pipeline),
   // whose reply is the array of its commands' replies.
@@ -240,10 +239,9 @@ class Server {
   bool keyspace_events_wanted() const;
   void notify_keyspace(const kv::ApplyEvents& ev);
   void invalidate_tracked(const kv::ApplyEvents& ev);
-  // notify-keyspace-events: CONFIG GET's normalised value; CONFIG SET's
-  // (empty, or the error without "ERR "), which also tells the state machine
-  // whether to collect notifications.
-  std::string notify_keyspace_events_value() const;
+  // notify-keyspace-events: CONFIG SET (empty, or the error), which keeps
+  // the classes in their canonical form and tells the state machine whether
+  // to collect notifications.
   std::string set_notify_keyspace_events(std::string_view flags);
   // tracking-table-max-keys changed: invalidates the oldest keys over it.
   void set_tracking_table_max_keys(uint64_t n);

@@ -331,11 +331,7 @@ void Server::execute_local(const std::shared_ptr<Client>& c, const kv::CommandSp
     // Every setting under its flag's name (config.cc), then what Redis
     // clients look for.
     std::vector<std::pair<std::string, std::string>> params;
-    for (const Setting& s : config_settings(cfg_)) {
-      params.emplace_back(s.name, std::string_view(s.name) == "notify-keyspace-events"
-                                      ? notify_keyspace_events_value()
-                                      : setting_value(s));
-    }
+    for (const Setting& s : config_settings(cfg_)) params.emplace_back(s.name, setting_value(s));
     static const std::pair<const char*, const char*> kRedisOnly[] = {
         {"databases", "1"},
         // Redis settings that mean nothing here: accepted, fixed (docs/COMMANDS.md).
